@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = []
 
-# %% ../nbs/99_all.ipynb #a1c281f5
+# %% ../nbs/99_all.ipynb #8003bd9c
 from .core import *
 from .data import *
 from .tasks import *

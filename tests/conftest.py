@@ -1,0 +1,40 @@
+"Shared fixtures: small real data files written from the shipped corpora, and a CLI runner"
+import os, shutil, subprocess, sys
+from pathlib import Path
+import pytest
+
+os.environ.setdefault('HF_HUB_OFFLINE', '1')
+os.environ.setdefault('MPLBACKEND', 'Agg')
+
+AGENTFLOW = shutil.which('agentflow') or 'agentflow'   # the installed console script, as a user runs it
+
+def run_cli(*args, timeout=900, **kwargs):
+    "Run `agentflow ARGS` in a subprocess, as a user would"
+    return subprocess.run([AGENTFLOW, *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout, **kwargs)
+
+def write_conll(path, ds, extra_cols=False):
+    "Write a token/tag dataset as CoNLL; with `extra_cols`, as four columns `token POS chunk tag`"
+    lines = []
+    for s in ds:
+        lines += [f"{w} X X-NP {t}" if extra_cols else f"{w}\t{t}" for w, t in zip(s['tokens'], s['tags'])] + ['']
+    Path(path).write_text('\n'.join(lines))
+    return path
+
+@pytest.fixture(scope='session')
+def wnut_files(tmp_path_factory):
+    "Small WNUT-2016 train/valid/test files in the four-column CoNLL layout"
+    from agentflow.data import wnut16
+    d, dsd = tmp_path_factory.mktemp('wnut'), wnut16()
+    return dict(train=write_conll(d/'train.txt', dsd['train'].select(range(300)), True),
+                valid=write_conll(d/'valid.txt', dsd['valid'].select(range(60)), True),
+                test=write_conll(d/'test.txt', dsd['test'].select(range(60)), True))
+
+@pytest.fixture(scope='session')
+def ner_skill(wnut_files, tmp_path_factory):
+    "A skill trained once by the CLI, shared by the tests that only read it"
+    out = tmp_path_factory.mktemp('skills')/'ner'
+    r = run_cli('train', '--task', 'ner', '--train', wnut_files['train'], '--valid', wnut_files['valid'],
+                '--test', wnut_files['test'], '--epochs', 1, '--lr', 2e-3, '--out', out)
+    assert r.returncode == 0, r.stderr
+    return out

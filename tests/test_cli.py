@@ -1,0 +1,80 @@
+"The command line end to end: train, evaluate, predict, on real data and the shipped model"
+import json
+from pathlib import Path
+import pytest
+from conftest import run_cli, write_conll
+
+def test_train_writes_skill_metrics_and_report(ner_skill):
+    m = json.loads((ner_skill/'metrics.json').read_text())
+    for split in ('valid', 'test'):
+        assert {'precision', 'recall', 'f1', 'per_type'} <= set(m[split])
+        assert 0 <= m[split]['f1'] <= 1
+    assert m['train']['seconds'] > 0 and m['train']['samples_per_s'] > 0
+    assert {'skill.json', 'adapter_config.json', 'adapter_model.safetensors', 'report.html'} <= {p.name for p in ner_skill.iterdir()}
+    assert not (ner_skill/'checkpoints').exists()
+    html = (ner_skill/'report.html').read_text()
+    assert 'data:image/png;base64' in html and '<table' in html
+    assert '<script' not in html and 'src="http' not in html and '<link' not in html   # opens offline
+
+def test_saved_skill_loads_with_plain_peft(ner_skill):
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForTokenClassification
+    from agentflow.adapters import Skill
+    skill = Skill.load(ner_skill)
+    base = AutoModelForTokenClassification.from_pretrained(skill.backbone, num_labels=len(skill.task.labels))
+    plain = PeftModel.from_pretrained(base, ner_skill).eval()
+    x = skill.tokenizer(['Justin Bieber in Toronto tonight'], return_tensors='pt')
+    with torch.no_grad(): assert torch.allclose(plain(**x).logits, skill.model(**x).logits, atol=1e-5)
+
+def test_evaluate_matches_train_metrics(ner_skill, wnut_files):
+    r = run_cli('evaluate', ner_skill, '--test', wnut_files['test'], '--json')
+    assert r.returncode == 0, r.stderr
+    saved = json.loads((ner_skill/'metrics.json').read_text())['test']
+    assert json.loads(r.stdout)['f1'] == pytest.approx(saved['f1'], abs=1e-6)
+
+def test_predict_conll_gives_every_word_of_a_700_word_text_a_tag(ner_skill, tmp_path):
+    words = [f'Paris{i % 7}' if i % 5 == 0 else 'said' for i in range(700)]
+    (tmp_path/'long.txt').write_text(' '.join(words) + '\nJustin Bieber in Toronto\n')
+    r = run_cli('predict', ner_skill, '--file', tmp_path/'long.txt', '--format', 'conll')
+    assert r.returncode == 0, r.stderr
+    blocks = r.stdout.strip().split('\n\n')
+    assert len(blocks) == 2
+    rows = [l.split(' ') for l in blocks[0].splitlines()]
+    assert [w for w, _ in rows] == words
+    assert len(blocks[1].splitlines()) == 4
+
+def test_predict_json_offsets_point_into_the_text(ner_skill):
+    r = run_cli('predict', ner_skill, 'Justin Bieber and Selena Gomez in Toronto', 'nothing here')
+    assert r.returncode == 0, r.stderr
+    preds = [json.loads(l) for l in r.stdout.splitlines()]
+    assert len(preds) == 2
+    for p in preds:
+        for e in p['entities']: assert p['text'][e['start']:e['end']] == e['text']
+
+def test_train_classify_on_tsv(tmp_path):
+    from agentflow.data import crowdflower_sentiment
+    dsd = crowdflower_sentiment()
+    for split, n in (('train', 200), ('test', 60)):
+        with open(tmp_path/f'{split}.tsv', 'w') as f:
+            f.write('id\ttweet\tsentiment\n')
+            for i, ex in enumerate(dsd[split].select(range(n))): f.write(f"{i}\t{ex['text'].replace(chr(9), ' ')}\t{ex['label']}\n")
+    out = tmp_path/'sentiment'
+    r = run_cli('train', '--task', 'classify', '--train', tmp_path/'train.tsv', '--test', tmp_path/'test.tsv',
+                '--text-col', 'tweet', '--label-col', 'sentiment', '--epochs', 1, '--out', out)
+    assert r.returncode == 0, r.stderr
+    m = json.loads((out/'metrics.json').read_text())
+    assert {'accuracy', 'macro_f1', 'per_label'} <= set(m['test'])
+    assert 'held out' in m['train']['split']
+    r = run_cli('predict', out, 'I love this so much')
+    p = json.loads(r.stdout)
+    assert p['label'] in ('negative', 'neutral', 'positive') and abs(sum(p['probs'].values()) - 1) < 1e-4
+
+def test_full_fine_tuning_and_head_only(wnut_files, tmp_path):
+    for peft, layers in (('none', 'all'), ('none', 'head')):
+        out = tmp_path/f'{peft}-{layers}'
+        r = run_cli('train', '--train', wnut_files['train'], '--valid', wnut_files['valid'], '--peft', peft,
+                    '--train-layers', layers, '--epochs', 1, '--out', out)
+        assert r.returncode == 0, r.stderr
+        assert (out/'model.safetensors').exists()
+        assert run_cli('predict', out, 'hello Paris').returncode == 0
