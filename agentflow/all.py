@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = []
 
-# %% ../nbs/99_all.ipynb #8003bd9c
+# %% ../nbs/99_all.ipynb #63268848
 from .core import *
 from .data import *
 from .tasks import *
