@@ -1,0 +1,25 @@
+"`agentflow bench`: both sides run on the same data and the report carries speeds, F1, memory and ratios"
+import json
+from conftest import run_cli
+
+def test_bench_predict_reports_both_sides(tmp_path):
+    r = run_cli('bench', 'predict', '--n', 24, '--batch-sizes', '1,8', '--json', tmp_path/'p.json')
+    assert r.returncode == 0, r.stderr
+    rep = json.loads((tmp_path/'p.json').read_text())
+    assert set(rep['results']) == {'1', '8'}
+    for res in rep['results'].values(): assert res['ours'] > 0 and res['pipeline'] > 0 and res['ratio'] > 0
+    assert 'best against best' in r.stdout
+
+def test_bench_train_runs_agentflow_and_the_trainer(tmp_path):
+    r = run_cli('bench', 'train', '--max-train', 48, '--epochs', 1, '--json', tmp_path/'t.json')
+    assert r.returncode == 0, r.stderr
+    rep = json.loads((tmp_path/'t.json').read_text())
+    assert len(rep['runs']) == 4 and sum(k.startswith('Trainer') for k in rep['runs']) == 3
+    for run in rep['runs'].values():
+        assert run['samples_per_s'] > 0 and run['peak_rss_mb'] > 100 and 0 <= run['f1'] <= 1 and run['gflops'] > 0
+    assert rep['ratios']['speed_vs_fastest'] > 0
+    assert 'agentflow vs the fastest Trainer' in r.stdout
+
+def test_bench_rejects_a_folder_without_data(tmp_path):
+    r = run_cli('bench', 'train', '--data', tmp_path)
+    assert r.returncode == 2 and 'train.txt: no such file' in r.stderr and '\n' not in r.stderr.strip()
