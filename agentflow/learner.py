@@ -17,10 +17,10 @@ from .processors import *
 from .adapters import *
 
 # %% auto #0
-__all__ = ['CancelFitException', 'Callback', 'is_head', 'param_groups', 'make_optimizer', 'FastDropout', 'fast_dropout',
-           'row_grad_embeddings', 'speedups', 'FrozenBF16', 'make_accelerator', 'Learner', 'Recorder', 'ProgressBar',
-           'GradientClip', 'GradientAccumulation', 'EarlyStopping', 'trainable_state', 'load_trainable_state',
-           'SaveBest', 'Checkpoint']
+__all__ = ['CancelFitException', 'Callback', 'is_head', 'param_groups', 'make_optimizer', 'keep_mask', 'apply_dropout',
+           'FastDropout', 'fast_dropout', 'row_grad_embeddings', 'FrozenBF16', 'train_attention', 'fast_attention',
+           'speedups', 'make_accelerator', 'Learner', 'Recorder', 'ProgressBar', 'GradientClip', 'GradientAccumulation',
+           'EarlyStopping', 'trainable_state', 'load_trainable_state', 'SaveBest', 'Checkpoint']
 
 # %% ../nbs/05_learner.ipynb #61d517a7
 class CancelFitException(Exception):
@@ -62,16 +62,23 @@ def make_optimizer(model, lr:float, wd:float=0.01, head_lr_mult:float=10.) -> to
     except (RuntimeError, TypeError): return torch.optim.AdamW(groups, lr=lr)
 
 # %% ../nbs/05_learner.ipynb #d65aac33
+def keep_mask(shape, p:float, device=None) -> torch.Tensor:
+    "A boolean mask of `shape`, each element True with probability `1-p` (to 1/65,536): 16-bit slices of 64-bit draws"
+    n = math.prod(shape)
+    r = torch.empty((n + 3) // 4, dtype=torch.int64, device=device).random_(-2**63, None).view(torch.int16)[:n].view(shape)
+    return r >= int(round(p * 65536)) - 32768
+
+def apply_dropout(x:torch.Tensor, p:float) -> torch.Tensor:
+    "Inverted dropout of `x` with rate `p` through `keep_mask`"
+    return (x * keep_mask(x.shape, p, x.device)).mul_(1 / (1 - p))   # autograd keeps the boolean mask: one byte per element
+
 class FastDropout(torch.nn.Module):
     "Dropout whose mask comes from 16-bit slices of 64-bit random draws (same distribution, a quarter of the draws)"
     def __init__(self, p:float=0.1):
         super().__init__(); self.p = p
     def forward(self, x):
         if not self.training or self.p == 0: return x
-        n = x.numel()
-        r = torch.empty((n + 3) // 4, dtype=torch.int64, device=x.device).random_(-2**63, None).view(torch.int16)[:n].view(x.shape)
-        keep = r >= int(round(self.p * 65536)) - 32768
-        return (x * keep).mul_(1 / (1 - self.p))   # autograd keeps the boolean mask: one byte per element
+        return apply_dropout(x, self.p)
     def extra_repr(self): return f'p={self.p}'
 
 def fast_dropout(model):
@@ -119,9 +126,6 @@ def row_grad_embeddings(model):
     emb.forward = forward
     return model
 
-def speedups(model):
-    "Row gradients for the word embedding and fast dropout masks: same mathematics, less time"
-    return row_grad_embeddings(fast_dropout(model))
 
 # %% ../nbs/05_learner.ipynb #0178e1ac
 class FrozenBF16(Callback):
@@ -136,6 +140,36 @@ class FrozenBF16(Callback):
     def after_fit(self):
         for w, data in self.saved.items(): w.data = data
         self.saved = {}
+
+# %% ../nbs/05_learner.ipynb #3fdd986d
+from transformers import AttentionInterface
+from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
+from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+def train_attention(module, query, key, value, attention_mask, scaling=None, dropout=0., **kwargs):
+    "SDPA, except while training with dropout: then softmax(QKᵀ·scale + mask), `keep_mask` dropout, times V"
+    if not (module.training and dropout > 0) or getattr(module, 'is_causal', False) or key.shape[1] != query.shape[1]:
+        return sdpa_attention_forward(module, query, key, value, attention_mask, scaling=scaling, dropout=dropout, **kwargs)
+    scores = torch.matmul(query, key.transpose(2, 3)) * (scaling or query.shape[-1] ** -0.5)
+    if attention_mask is not None:         # sdpa_mask gives True where a query may attend; an eager mask is additive
+        scores = (scores.masked_fill(~attention_mask, torch.finfo(scores.dtype).min) if attention_mask.dtype == torch.bool
+                  else scores + attention_mask)
+    probs = apply_dropout(scores.softmax(-1), dropout)
+    return torch.matmul(probs, value).transpose(1, 2).contiguous(), probs
+
+AttentionInterface.register('agentflow', train_attention)
+AttentionMaskInterface.register('agentflow', sdpa_mask)   # the same masks as SDPA
+
+def fast_attention(model):
+    "Use `train_attention` in every part of `model` that uses SDPA"
+    for mod in model.modules():
+        cfg = getattr(mod, 'config', None)
+        if getattr(cfg, '_attn_implementation', None) == 'sdpa': cfg._attn_implementation = 'agentflow'
+    return model
+
+def speedups(model):
+    "Row gradients for the word embedding, fast dropout masks and attention dropout: same mathematics, less time"
+    return row_grad_embeddings(fast_dropout(fast_attention(model)))
 
 # %% ../nbs/05_learner.ipynb #0fe11c4f
 def make_accelerator(mixed_precision:str='no', cpu:bool=False) -> Accelerator:
