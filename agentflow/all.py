@@ -13,5 +13,7 @@ from .processors import *
 from .adapters import *
 from .learner import *
 from .metrics import *
-from . import core, data, tasks, processors, adapters, learner, metrics
-__all__ = [name for m in (core, data, tasks, processors, adapters, learner, metrics) for name in m.__all__]
+from .explain import *
+import importlib
+__all__ = [name for m in ('core', 'data', 'tasks', 'processors', 'adapters', 'learner', 'metrics', 'explain')
+           for name in importlib.import_module(f'agentflow.{m}').__all__]

@@ -12,8 +12,8 @@ import torch
 from fastcore.basics import store_attr
 
 # %% auto #0
-__all__ = ['AgentflowError', 'DataError', 'ConfigError', 'ModelError', 'where', 'set_seed', 'default_device', 'set_threads',
-           'atomic_write', 'atomic_dir', 'save_json', 'package_dir', 'default_backbone']
+__all__ = ['AgentflowError', 'DataError', 'ConfigError', 'ModelError', 'where', 'set_seed', 'default_device', 'fast_bf16',
+           'set_threads', 'atomic_write', 'atomic_dir', 'save_json', 'package_dir', 'default_backbone']
 
 # %% ../nbs/00_core.ipynb #4aa7604b
 class AgentflowError(Exception):
@@ -47,6 +47,12 @@ def default_device() -> torch.device:
     if torch.cuda.is_available(): return torch.device('cuda')
     if getattr(torch.backends, 'mps', None) is not None and torch.backends.mps.is_available(): return torch.device('mps')
     return torch.device('cpu')
+
+def fast_bf16() -> bool:
+    "Whether this machine multiplies bf16 matrices natively (CUDA with bf16, or a CPU with AVX512-BF16 or AMX)"
+    if torch.cuda.is_available(): return torch.cuda.is_bf16_supported()
+    cpu = torch.cpu
+    return any(getattr(cpu, f, lambda: False)() for f in ('_is_amx_tile_supported', '_is_avx512_bf16_supported'))
 
 def set_threads(n:int|None=None): # threads for torch's CPU kernels; `None` keeps torch's choice
     "Set the number of CPU threads torch uses"

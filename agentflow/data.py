@@ -140,13 +140,13 @@ def split_dataset(ds:Dataset,        # the examples to split
                   test:float=0.1,    # fraction for the test split (0 for none)
                   seed:int=0         # the seed of the permutation
                  ) -> DatasetDict:
-    "Split `ds` into train/valid(/test) with a seeded permutation"
+    "Split `ds` into train/valid(/test) with a seeded permutation; each split keeps the permuted (shuffled) order"
     n = len(ds)
     idx = np.random.default_rng(seed).permutation(n)
     n_valid, n_test = int(round(n*valid)), int(round(n*test))
     if n - n_valid - n_test < 1: raise DataError(f"cannot split {n} examples into train/valid/test ({valid}, {test})")
     parts = dict(test=idx[:n_test], valid=idx[n_test:n_test+n_valid], train=idx[n_test+n_valid:])
-    return DatasetDict({k: ds.select(sorted(parts[k])) for k in ('train', 'valid', 'test') if len(parts[k])})
+    return DatasetDict({k: ds.select(parts[k]) for k in ('train', 'valid', 'test') if len(parts[k])})
 
 # %% ../nbs/01_data.ipynb #47eb0e92
 TABLE_SUFFIXES = ('.csv', '.tsv', '.tab', '.jsonl', '.json', '.ndjson')

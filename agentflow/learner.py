@@ -141,7 +141,7 @@ class FrozenBF16(Callback):
         for w, data in self.saved.items(): w.data = data
         self.saved = {}
 
-# %% ../nbs/05_learner.ipynb #3fdd986d
+# %% ../nbs/05_learner.ipynb #19f52fdd
 from transformers import AttentionInterface
 from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
@@ -279,7 +279,9 @@ def fit(self:Learner, n_epoch:int,             # the number of epochs
         self('before_fit')
         for self.epoch in range(self.start_epoch, n_epoch): self.one_epoch()
     except CancelFitException: pass
-    finally: self('after_fit')
+    finally:
+        self('after_fit')
+        self.model.eval()     # what comes out of `fit` predicts: dropout off
     return self
 
 # %% ../nbs/05_learner.ipynb #13d0c936

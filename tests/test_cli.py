@@ -69,6 +69,19 @@ def test_train_classify_on_tsv(tmp_path):
     r = run_cli('predict', out, 'I love this so much')
     p = json.loads(r.stdout)
     assert p['label'] in ('negative', 'neutral', 'positive') and abs(sum(p['probs'].values()) - 1) < 1e-4
+    r = run_cli('explain', out, 'I love this so much', 'my flight got cancelled again', '--json', '--max-evals', 100,
+                '--html', tmp_path/'why.html')
+    assert r.returncode == 0, r.stderr
+    exps = [json.loads(l) for l in r.stdout.splitlines()]
+    assert len(exps) == 2 and exps[0]['text'] == 'I love this so much'
+    for e in exps:
+        assert [o['output'] for o in e['outputs']] == ['negative', 'neutral', 'positive']
+        assert abs(sum(o['value'] for o in e['outputs']) - 1) < 1e-4   # probabilities, as explained
+        assert e['prediction'] in ('negative', 'neutral', 'positive')
+    page = (tmp_path/'why.html').read_text()
+    assert page.count('title="') > 8 and '<script' not in page
+    r = run_cli('explain', out, 'hello', '--why-not', 'hello')
+    assert r.returncode == 2 and 'token tasks' in r.stderr and r.stderr.count('\n') == 1
 
 def test_full_fine_tuning_and_head_only(wnut_files, tmp_path):
     for peft, layers in (('none', 'all'), ('none', 'head')):
@@ -78,3 +91,16 @@ def test_full_fine_tuning_and_head_only(wnut_files, tmp_path):
         assert r.returncode == 0, r.stderr
         assert (out/'model.safetensors').exists()
         assert run_cli('predict', out, 'hello Paris').returncode == 0
+
+def test_explain_entities_and_why_not(ner_skill, tmp_path):
+    r = run_cli('explain', ner_skill, 'Justin Bieber and Selena Gomez in Toronto tonight', 'nothing to see here',
+                '--why-not', 'tonight', 'see', '--max-evals', 100, '--json')
+    assert r.returncode == 0, r.stderr
+    first, second = [json.loads(l) for l in r.stdout.splitlines()]
+    names = [o['output'] for o in first['outputs']]
+    assert names[-1] == "not an entity: 'tonight'" and names[:-1] == first['prediction']
+    assert second['outputs'][-1]['output'] == "not an entity: 'see'"
+    r = run_cli('explain', ner_skill, 'Justin Bieber in Toronto', '--why-not', 'Paris')
+    assert r.returncode == 2 and "'Paris' is not a word of any text" in r.stderr
+    r = run_cli('explain', ner_skill, 'Justin Bieber in Toronto', '--max-evals', 100)
+    assert r.returncode == 0 and r.stdout.startswith("'Justin Bieber in Toronto' -> ")
