@@ -196,10 +196,18 @@ def split_words(text:str) -> tuple[list[str], list[tuple[int, int]]]:
 
 # %% ../nbs/04_adapters.ipynb #857f8afd
 @patch
+def outputs(self:Skill, data,                 # a `Dataset`, or raw columns: {'text': [...]} or {'tokens': [[...], ...]}
+            bs:int=64,                         # batch size
+            precision:str='no') -> list[np.ndarray]: # 'no', 'bf16', or 'auto' (bf16 where the hardware multiplies it natively)
+    "Per-example logits on `data`, encoded as in training: one row per text, or one per word"
+    if precision == 'auto': precision = 'bf16' if fast_bf16() else 'no'
+    dl = make_loader(self.task.encode(data, self.tokenizer, self.max_length), self.tokenizer.pad_token_id, bs)
+    return self.logits(dl, precision)
+
+@patch
 def evaluate(self:Skill, ds, bs:int=64) -> dict:
     "Score a labelled `Dataset` with the task's metric"
-    dl = make_loader(self.task.encode(ds, self.tokenizer, self.max_length), self.tokenizer.pad_token_id, bs)
-    return self.task.score(self.logits(dl), ds)
+    return self.task.score(self.outputs(ds, bs), ds)
 
 @patch
 def predict(self:Skill, texts:str|list,      # a text, or a list of texts (token tasks: also lists of words)
@@ -213,9 +221,8 @@ def predict(self:Skill, texts:str|list,      # a text, or a list of texts (token
         split = [split_words(t) if isinstance(t, str) else (list(t), None) for t in texts]
         cols = {'tokens': [w for w, _ in split]}
     else: cols = {'text': list(texts)}
-    dl = make_loader(self.task.encode(cols, self.tokenizer, self.max_length), self.tokenizer.pad_token_id, bs)
     results = []
-    for i, (t, o) in enumerate(zip(texts, self.logits(dl, precision))):
+    for i, (t, o) in enumerate(zip(texts, self.outputs(cols, bs, precision))):
         if token_task:
             words, spans = split[i]
             tags, scores = self.task.decode(o)

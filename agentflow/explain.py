@@ -17,19 +17,9 @@ from .adapters import *
 from .metrics import fig_to_html, html_report
 
 # %% auto #0
-__all__ = ['skill_outputs', 'CachedModel', 'ClassModel', 'Words', 'entity_value', 'EntityModel', 'entity_targets', 'explain',
-           'text_html', 'plot_words', 'explanation_html', 'explanations_report', 'explanation_summary', 'summary_lines',
+__all__ = ['CachedModel', 'ClassModel', 'Words', 'entity_value', 'EntityModel', 'entity_targets', 'explain', 'text_html',
+           'plot_words', 'explanation_html', 'explanations_report', 'explanation_summary', 'summary_lines',
            'word_effects', 'deletion_drops', 'explorer']
-
-# %% ../nbs/08_explain.ipynb #8aa01bb4
-def skill_outputs(skill:Skill,       # the skill to run
-                  cols:dict,         # raw columns: {'text': [...]} or {'tokens': [[...], ...]}
-                  bs:int=64,         # batch size
-                  precision:str='no'): # 'no' (fp32), 'bf16', or 'auto' (bf16 where the hardware multiplies it natively)
-    "Per-example logits of `skill` on raw inputs: one row of class logits per text, or one per word"
-    if precision == 'auto': precision = 'bf16' if fast_bf16() else 'no'
-    dl = make_loader(skill.task.encode(cols, skill.tokenizer, skill.max_length), skill.tokenizer.pad_token_id, bs)
-    return skill.logits(dl, precision)
 
 # %% ../nbs/08_explain.ipynb #ae83c545
 class CachedModel:
@@ -51,7 +41,7 @@ class ClassModel(CachedModel):
         if output not in ('prob', 'logodds', 'logit'): raise ConfigError(f"output must be prob, logodds or logit, not {output!r}")
         store_attr()
     def compute(self, texts:list[str]) -> np.ndarray:
-        logits = torch.as_tensor(np.stack(skill_outputs(self.skill, {'text': texts}, self.bs, self.precision))).double()
+        logits = torch.as_tensor(np.stack(self.skill.outputs({'text': texts}, self.bs, self.precision))).double()
         if self.output == 'logit': return logits.numpy()
         p = torch.softmax(logits, -1)
         return (p if self.output == 'prob' else torch.logit(p)).numpy()
@@ -78,7 +68,7 @@ class EntityModel(CachedModel):
     def compute(self, texts:list[str]) -> np.ndarray:
         words = [t.split(' ') for t in texts]
         out = np.zeros((len(words), len(self.targets)))
-        for i, lg in enumerate(skill_outputs(self.skill, {'tokens': words}, self.bs, self.precision)):
+        for i, lg in enumerate(self.skill.outputs({'tokens': words}, self.bs, self.precision)):
             logp = torch.log_softmax(torch.as_tensor(lg).double(), -1)
             out[i] = [entity_value(logp, t) for t in self.targets]
         return out
@@ -105,11 +95,15 @@ def entity_targets(skill:Skill, pred:dict, why_not=None) -> list[dict]:
     return targets
 
 # %% ../nbs/08_explain.ipynb #57874a04
-def _mask_token(tok) -> str: return tok.mask_token or tok.unk_token or '...'
+def _masker(skill, words:bool):
+    "shap's Text masker: on the skill's tokens as shap builds it for a pipeline, or on whole words, one mask token each"
+    if not words: return shap.maskers.Text(skill.tokenizer)
+    tok = skill.tokenizer
+    return shap.maskers.Text(Words(), mask_token=tok.mask_token or tok.unk_token or '...', collapse_mask_token=False)
 
 def _explain_classes(skill, texts, max_evals, bs, output, precision):
-    masker = shap.maskers.Text(skill.tokenizer)   # the masker shap builds for a pipeline
-    explainer = shap.Explainer(ClassModel(skill, output, bs, precision), masker, output_names=list(skill.task.labels), algorithm='partition')
+    explainer = shap.Explainer(ClassModel(skill, output, bs, precision), _masker(skill, False),
+                               output_names=list(skill.task.labels), algorithm='partition')
     return explainer(list(texts), max_evals=max_evals, batch_size=bs, silent=True)
 
 def _explain_entities(skill, text, max_evals, bs, why_not, precision):
@@ -118,8 +112,7 @@ def _explain_entities(skill, text, max_evals, bs, why_not, precision):
     pred = skill.predict([words], bs=bs)[0]
     targets = entity_targets(skill, pred, why_not)
     if not targets: return None
-    masker = shap.maskers.Text(Words(), mask_token=_mask_token(skill.tokenizer), collapse_mask_token=False)
-    explainer = shap.Explainer(EntityModel(skill, targets, bs, precision), masker, output_names=[t['name'] for t in targets], algorithm='partition')
+    explainer = shap.Explainer(EntityModel(skill, targets, bs, precision), _masker(skill, True), output_names=[t['name'] for t in targets], algorithm='partition')
     e = explainer([' '.join(words)], max_evals=max_evals, batch_size=bs, silent=True)[0]
     e.prediction, e.targets = pred, targets
     return e
@@ -272,8 +265,7 @@ def deletion_drops(skill:Skill,            # the explained skill
     j = _output_index(e, output)
     vals = np.asarray(e.values)[:, j]
     tgt = getattr(e, 'targets', None)
-    if tgt: masker, model = shap.maskers.Text(Words(), mask_token=_mask_token(skill.tokenizer), collapse_mask_token=False), EntityModel(skill, tgt)
-    else: masker, model = shap.maskers.Text(skill.tokenizer), ClassModel(skill)
+    masker, model = _masker(skill, bool(tgt)), EntityModel(skill, tgt) if tgt else ClassModel(skill)
     text = ''.join(map(str, e.data))          # the explained text, from the pieces the masker cut it into
     free = np.flatnonzero(~masker.invariants(text)[0])
     top, rnd = free[np.argmax(vals[free])], np.random.default_rng(seed).choice(free)
