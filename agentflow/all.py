@@ -13,7 +13,8 @@ from .processors import *
 from .adapters import *
 from .learner import *
 from .metrics import *
+from .robust import *
 from .explain import *
 import importlib
-__all__ = [name for m in ('core', 'data', 'tasks', 'processors', 'adapters', 'learner', 'metrics', 'explain')
+__all__ = [name for m in ('core', 'data', 'tasks', 'processors', 'adapters', 'learner', 'metrics', 'robust', 'explain')
            for name in importlib.import_module(f'agentflow.{m}').__all__]

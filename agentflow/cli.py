@@ -13,6 +13,7 @@ from .tasks import *
 from .adapters import *
 from .learner import *
 from .metrics import *
+from .robust import *
 
 # %% auto #0
 __all__ = ['DEMO', 'COMMANDS', 'train_skill', 'skill_report', 'cmd_train', 'cmd_evaluate', 'cmd_predict', 'demo', 'cmd_demo',
@@ -49,12 +50,19 @@ def train_skill(train,                      # training file (CoNLL for 'ner', CS
                 mixed_precision:str='no',   # 'no' or 'bf16'
                 max_train:int|None=None,    # use only the first N training examples
                 resume:bool=False,          # continue from out/checkpoints
+                adv:str|None=None,          # adversarial training on the embedding outputs: 'fgm' or 'pgd'
+                adv_eps:float=1.0,          # its radius, per example
+                pgd_alpha:float=0.3,        # PGD's step size
+                pgd_steps:int=3,            # PGD's steps
+                rdrop:float=0.,             # R-Drop weight (0: off)
+                label_smoothing:float=0.,   # label smoothing (0: off)
                 report_examples:int=8,      # predictions shown in the report
                 log=print                   # where progress lines go
                ) -> dict:
     "Fine-tune a skill on files and save it with `metrics.json` and `report.html` in `out`"
     out = Path(out); _check_out(out)
     if epochs < 1: raise ConfigError(f"--epochs must be at least 1, not {epochs}")
+    robust = robust_callbacks(adv, adv_eps, pgd_alpha, pgd_steps, rdrop, label_smoothing)
     if isinstance(train, DatasetDict): dsd = DatasetDict(train)   # already read (the demo's built-in corpus)
     else: dsd = load_files(train, valid, test, kind=task, columns=columns, text_col=text_col, label_col=label_col, encoding=encoding)
     if max_train: dsd['train'] = dsd['train'].select(range(min(max_train, len(dsd['train']))))
@@ -70,13 +78,15 @@ def train_skill(train,                      # training file (CoNLL for 'ner', CS
     lr = lr or (5e-5 if peft == 'none' else 5e-4)
     set_seed(seed)
     learn = Learner(skill, dls, lr=lr, warmup=warmup, head_lr_mult=head_lr_mult, mixed_precision=mixed_precision, path=out/'checkpoints', log=log,
-                    cbs=[GradientClip(1.0), EarlyStopping(patience=patience), SaveBest(), Checkpoint()])
+                    cbs=[GradientClip(1.0), EarlyStopping(patience=patience), SaveBest(), Checkpoint()] + robust)
     learn.fit(epochs, resume=resume)
     metrics = dict(valid=learn.evaluate('valid'))
     if 'test' in dsd: metrics['test'] = learn.evaluate('test')
     rec = learn.recorder
     metrics['train'] = dict(seconds=rec.train_seconds, samples_per_s=rec.samples_per_s, samples=rec.train_samples,
                             epochs=len(rec.history), lr=lr, head_lr_mult=head_lr_mult, peft=peft, split=split_note, params=param_report(skill.model),
+                            robust=dict(adv=adv, adv_eps=adv_eps, pgd_alpha=pgd_alpha, pgd_steps=pgd_steps, rdrop=rdrop,
+                                        label_smoothing=label_smoothing) if robust else None,
                             history=rec.history)
     examples = [' '.join(t) for t in dsd['test' if 'test' in dsd else 'valid']['tokens'][:report_examples]] if task == 'ner' \
         else dsd['test' if 'test' in dsd else 'valid']['text'][:report_examples]
@@ -118,7 +128,8 @@ def cmd_train(a) -> int:
     metrics = train_skill(a.train, a.out, a.task, a.valid, a.test, _columns(a.columns), a.text_col, a.label_col,
                           a.encoding, a.model, a.peft, _train_layers(a.train_layers), a.r, a.alpha, a.epochs, a.bs, a.lr,
                           a.max_length, a.seed, a.patience, a.warmup, a.head_lr_mult, 'bf16' if a.bf16 else 'no', a.max_train, a.resume,
-                          log=_log)
+                          adv=a.adv, adv_eps=a.adv_eps, pgd_alpha=a.pgd_alpha, pgd_steps=a.pgd_steps, rdrop=a.rdrop,
+                          label_smoothing=a.label_smoothing, log=_log)
     split = 'test' if 'test' in metrics else 'valid'
     m = metrics[split]
     main = f"f1 {m['f1']:.4f} (precision {m['precision']:.4f}, recall {m['recall']:.4f})" if 'f1' in m else \
@@ -131,10 +142,25 @@ def _log(msg): print(msg, file=sys.stderr)
 
 def cmd_evaluate(a) -> int:
     skill = Skill.load(a.dir)
-    ds = read_file(a.test, skill.task.kind, _columns(a.columns), a.text_col, a.label_col, a.encoding)
-    m = skill.evaluate(ds)
-    if a.json: print(json.dumps(m, indent=2))
-    else: print(report_table(m).to_string())
+    read = lambda f: read_file(f, skill.task.kind, _columns(a.columns), a.text_col, a.label_col, a.encoding)
+    ds = read(a.test)
+    if not a.perturb:
+        if a.train or a.plot: raise ConfigError("--train and --plot go with --perturb")
+        m = skill.evaluate(ds)
+        print(json.dumps(m, indent=2) if a.json else report_table(m).to_string())
+        return 0
+    ner = isinstance(skill.task, TokenClassification)
+    train = read(a.train) if a.train else None
+    perts = make_perturbations(a.perturb, ner, train, a.typo_rate, a.drop_rate)
+    if a.perturb == 'all' and ner and train is None: _log("entity swap left out: give --train F (the training file) to draw entities from")
+    rep = robustness_report(skill, ds, perts, seed=a.seed)
+    print(json.dumps(rep.to_dict(), indent=2, ensure_ascii=False) if a.json else repr(rep))
+    for name, (_, after) in rep.examples.items(): _log(f"{name}: {after}")
+    if a.plot:
+        import matplotlib.pyplot as plt
+        ax = rep.plot(); ax.set_title(f'{Path(a.dir).name} on {Path(a.test).name}')
+        with atomic_write(a.plot, 'wb') as f: ax.figure.savefig(f, format=Path(a.plot).suffix[1:] or 'png', bbox_inches='tight')
+        plt.close(ax.figure); _log(f"wrote {a.plot}")
     return 0
 
 def cmd_predict(a) -> int:
@@ -238,6 +264,11 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument('--head-lr-mult', type=float, default=10., help="the new head's learning rate is lr times this")
     t.add_argument('--bf16', action='store_true'); t.add_argument('--max-train', type=int, default=None)
     t.add_argument('--resume', action='store_true', help='continue an interrupted run from DIR/checkpoints')
+    t.add_argument('--adv', choices=['fgm', 'pgd'], default=None, help='adversarial training on the embedding outputs')
+    t.add_argument('--adv-eps', type=float, default=1.0, help='FGM/PGD radius per example (word vectors have norm ~1)')
+    t.add_argument('--pgd-alpha', type=float, default=0.3); t.add_argument('--pgd-steps', type=int, default=3)
+    t.add_argument('--rdrop', type=float, default=0., metavar='A', help='R-Drop: weight of the KL between two dropout passes')
+    t.add_argument('--label-smoothing', type=float, default=0., metavar='E', help='spread E of the target over all labels')
     t.add_argument('--out', required=True)
     b = sub.add_parser('bench', help='time agentflow against the Hugging Face Trainer or pipeline')
     b.add_argument('what', choices=['train', 'predict', 'explain'])
@@ -264,7 +295,13 @@ def parser() -> argparse.ArgumentParser:
         e.add_argument('dir')
         e.add_argument('--columns', default='0,-1'); e.add_argument('--text-col', default='text')
         e.add_argument('--label-col', default='label'); e.add_argument('--encoding', default='utf-8')
-        if name == 'evaluate': e.add_argument('--test', required=True); e.add_argument('--json', action='store_true')
+        if name == 'evaluate':
+            e.add_argument('--test', required=True); e.add_argument('--json', action='store_true')
+            e.add_argument('--perturb', default=None, metavar='all|NAMES', help=f"robustness report: all, or some of {','.join(PERTURBATIONS)}")
+            e.add_argument('--train', default=None, help='--perturb: the training file, whose entities entity swap draws')
+            e.add_argument('--typo-rate', type=float, default=0.05); e.add_argument('--drop-rate', type=float, default=0.1)
+            e.add_argument('--seed', type=int, default=0, help='--perturb: seed of the perturbations')
+            e.add_argument('--plot', default=None, help='--perturb: also write the report as a bar chart (PNG, SVG, PDF)')
         else:
             e.add_argument('text', nargs='*'); e.add_argument('--file'); e.add_argument('--bs', type=int, default=32)
             e.add_argument('--format', choices=['json', 'conll'], default='json')

@@ -8,7 +8,7 @@ import math, re, time, random
 from pathlib import Path
 import numpy as np
 import torch
-from fastcore.basics import store_attr, patch
+from fastcore.basics import store_attr, patch, camel2snake
 from accelerate import Accelerator
 from transformers import get_scheduler
 from .core import *
@@ -215,7 +215,7 @@ class Learner:
         "Attach callbacks; each is also reachable as an attribute named after its class (`learn.save_best`)"
         for cb in cbs:
             cb.learn = self
-            setattr(self, _snake(type(cb).__name__), cb)
+            setattr(self, camel2snake(type(cb).__name__), cb)
             self.cbs.append(cb)
         self.cbs.sort(key=lambda c: c.order)
 
@@ -225,10 +225,6 @@ class Learner:
     def loss_func(self, logits, labels):
         "The task's loss; a callback may replace it (label smoothing, say)"
         return self.task.loss(logits, labels)
-
-def _snake(name:str) -> str:
-    "`SaveBest` -> `save_best`: the attribute under which a learner holds its callback"
-    return re.sub(r'(?<!^)(?=[A-Z])', '_', name).lower()
 
 # %% ../nbs/05_learner.ipynb #62855b4f
 @patch
@@ -241,6 +237,7 @@ def one_batch(self:Learner, i:int, batch:dict):
     self.loss = self.loss_func(self.pred, self.batch['labels'])
     self('after_loss')
     self.accelerator.backward(self.loss / self.grad_accum)
+    self('after_backward')
     if (i + 1) % self.grad_accum == 0 or i + 1 == self.n_iter:
         self('before_step')
         self.opt.step(); self.sched.step()

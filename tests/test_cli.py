@@ -104,3 +104,45 @@ def test_explain_entities_and_why_not(ner_skill, tmp_path):
     assert r.returncode == 2 and "'Paris' is not a word of any text" in r.stderr
     r = run_cli('explain', ner_skill, 'Justin Bieber in Toronto', '--max-evals', 100)
     assert r.returncode == 0 and r.stdout.startswith("'Justin Bieber in Toronto' -> ")
+
+def test_train_with_fgm_rdrop_and_label_smoothing(wnut_files, tmp_path):
+    out = tmp_path/'robust'
+    r = run_cli('train', '--train', wnut_files['train'], '--valid', wnut_files['valid'], '--epochs', 1,
+                '--adv', 'pgd', '--pgd-steps', 2, '--rdrop', 1, '--label-smoothing', 0.1, '--out', out)
+    assert r.returncode == 0, r.stderr
+    m = json.loads((out/'metrics.json').read_text())
+    assert m['train']['robust'] == dict(adv='pgd', adv_eps=1.0, pgd_alpha=0.3, pgd_steps=2, rdrop=1.0, label_smoothing=0.1)
+    assert (out/'skill.json').exists()
+
+def test_evaluate_perturb_prints_the_robustness_report(ner_skill, wnut_files, tmp_path):
+    r = run_cli('evaluate', ner_skill, '--test', wnut_files['test'], '--perturb', 'all', '--train', wnut_files['train'],
+                '--plot', tmp_path/'robust.png')
+    assert r.returncode == 0, r.stderr
+    rows = r.stdout.splitlines()[2:]
+    names = ['clean', 'typos 5%', 'lower case', 'upper case', 'word dropout 10%', 'entity swap']
+    assert len(rows) == len(names) and all(row.startswith(n + ' ') for row, n in zip(rows, names)), r.stdout
+    assert 'entity swap: ' in r.stderr
+    assert (tmp_path/'robust.png').read_bytes()[:4] == b'\x89PNG'
+    r = run_cli('evaluate', ner_skill, '--test', wnut_files['test'], '--perturb', 'lower,drop', '--json')
+    rep = json.loads(r.stdout)
+    assert [s['data'] for s in rep['scores']] == ['clean', 'lower case', 'word dropout 10%']
+    saved = json.loads((ner_skill/'metrics.json').read_text())['test']['f1']
+    assert rep['scores'][0]['f1'] == pytest.approx(saved, abs=1e-6)
+    assert rep['metric'] == 'f1' and set(rep['examples']) == {'lower case', 'word dropout 10%'}
+
+@pytest.mark.parametrize('args, needle', [
+    (('--perturb', 'swap'), 'needs the training data'),
+    (('--perturb', 'typo'), "unknown perturbation 'typo'"),
+    (('--plot', 'x.png'), '--train and --plot go with --perturb')])
+def test_bad_perturb_options_are_one_line(ner_skill, wnut_files, args, needle):
+    r = run_cli('evaluate', ner_skill, '--test', wnut_files['test'], *args)
+    assert r.returncode == 2 and needle in r.stderr and r.stderr.count('\n') == 1, r.stderr
+
+@pytest.mark.parametrize('args, needle', [
+    (('--adv', 'fgsm'), "invalid choice: 'fgsm'"),
+    (('--label-smoothing', '1'), 'label smoothing must be in [0, 1)'),
+    (('--adv', 'pgd', '--pgd-steps', '0'), 'at least one step')])
+def test_bad_robust_training_options_are_one_line(wnut_files, tmp_path, args, needle):
+    r = run_cli('train', '--train', wnut_files['train'], '--out', tmp_path/'x', *args)
+    assert r.returncode == 2 and needle in r.stderr and r.stderr.count('\n') == 1, r.stderr
+    assert not (tmp_path/'x').exists()
