@@ -66,6 +66,9 @@ def test_train_classify_on_tsv(tmp_path):
     m = json.loads((out/'metrics.json').read_text())
     assert {'accuracy', 'macro_f1', 'per_label'} <= set(m['test'])
     assert 'held out' in m['train']['split']
+    r = run_cli('evaluate', out, '--test', tmp_path/'test.tsv', '--text-col', 'tweet', '--label-col', 'sentiment', '--perturb', 'all')
+    assert r.returncode == 0, r.stderr
+    assert [l.split()[0] for l in r.stdout.splitlines()[2:]] == ['clean', 'typos', 'lower', 'upper', 'word']   # no entity swap
     r = run_cli('predict', out, 'I love this so much')
     p = json.loads(r.stdout)
     assert p['label'] in ('negative', 'neutral', 'positive') and abs(sum(p['probs'].values()) - 1) < 1e-4
