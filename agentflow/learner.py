@@ -228,11 +228,16 @@ class Learner:
 
 # %% ../nbs/05_learner.ipynb #62855b4f
 @patch
+def forward_batch(self:Learner, batch:dict) -> torch.Tensor:
+    "The skill's logits of `batch` under the learner's mixed precision (callbacks that need another pass call this too)"
+    with self.accelerator.autocast(): return self.skill.forward(batch)
+
+@patch
 def one_batch(self:Learner, i:int, batch:dict):
     "Forward, loss, backward and (every `grad_accum` batches) an optimizer step"
     self.iter, self.batch = i, {k: v.to(self.device) for k, v in batch.items()}
     self('before_batch')
-    with self.accelerator.autocast(): self.pred = self.skill.forward(self.batch)
+    self.pred = self.forward_batch(self.batch)
     self('after_pred')
     self.loss = self.loss_func(self.pred, self.batch['labels'])
     self('after_loss')

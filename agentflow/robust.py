@@ -65,9 +65,7 @@ def project(delta:torch.Tensor, eps:float) -> torch.Tensor:
 def perturbed_loss(learn:Learner, hook:EmbeddingHook, delta:torch.Tensor) -> torch.Tensor:
     "The learner's loss on its current batch with `delta` added to the embedding outputs"
     hook.delta = delta
-    try:
-        with learn.accelerator.autocast(): pred = learn.skill.forward(learn.batch)
-        return learn.loss_func(pred, learn.batch['labels'])
+    try: return learn.loss_func(learn.forward_batch(learn.batch), learn.batch['labels'])
     finally: hook.delta = None
 
 class EmbeddingAttack(Callback):
@@ -129,7 +127,7 @@ class RDrop(Callback):
         store_attr()
     def after_loss(self):
         learn = self.learn
-        with learn.accelerator.autocast(): pred2 = learn.skill.forward(learn.batch)
+        pred2 = learn.forward_batch(learn.batch)
         labels = learn.batch['labels']
         self.kl = symmetric_kl(learn.pred, pred2, labels != -100)
         learn.loss = (learn.loss + learn.loss_func(pred2, labels)) / 2 + self.alpha * self.kl
@@ -328,13 +326,13 @@ def robustness_report(skill:Skill,            # the skill to test
         perturbations = make_perturbations(perturbations, ner, train)
     metric = skill.task.main_metric
     cols = ['f1', 'precision', 'recall'] if ner else ['macro_f1', 'accuracy']
-    rows, examples = {}, {}
+    rows, examples, before = {}, {}, [_text_of(e) for e in ds]
     for p in [None] + list(perturbations):
         data = ds if p is None else p(ds, seed)
         m = skill.evaluate(data, bs)
         row = {c: m[c] for c in cols}
         if p is not None:
-            before, after = [_text_of(e) for e in ds], [_text_of(e) for e in data]
+            after = [_text_of(e) for e in data]
             changed = [i for i, (b, a) in enumerate(zip(before, after)) if b != a]
             row['changed'] = len(changed) / max(len(ds), 1)
             if changed: examples[p.name] = (before[changed[0]], after[changed[0]])
