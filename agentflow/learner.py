@@ -4,10 +4,10 @@
 
 # %% ../nbs/05_learner.ipynb #76ffe9ea
 from __future__ import annotations
-import math, re, time, random
+import math, re, time, random, contextlib
 from pathlib import Path
 import numpy as np
-import torch
+import torch, torch.nn.functional as F
 from fastcore.basics import store_attr, patch, camel2snake
 from accelerate import Accelerator
 from transformers import get_scheduler
@@ -17,10 +17,11 @@ from .processors import *
 from .adapters import *
 
 # %% auto #0
-__all__ = ['CancelFitException', 'Callback', 'is_head', 'param_groups', 'make_optimizer', 'keep_mask', 'apply_dropout',
-           'FastDropout', 'fast_dropout', 'row_grad_embeddings', 'FrozenBF16', 'train_attention', 'fast_attention',
-           'speedups', 'make_accelerator', 'Learner', 'Recorder', 'ProgressBar', 'GradientClip', 'GradientAccumulation',
-           'EarlyStopping', 'trainable_state', 'load_trainable_state', 'SaveBest', 'Checkpoint']
+__all__ = ['CancelFitException', 'Callback', 'is_head', 'param_groups', 'make_optimizer', 'random_bits', 'keep_mask',
+           'apply_dropout', 'FastDropout', 'fast_dropout', 'row_grad_embeddings', 'lora_and_head_only', 'BF16Body',
+           'train_attention', 'fast_attention', 'speedups', 'make_accelerator', 'Learner', 'Recorder', 'ProgressBar',
+           'GradientClip', 'GradientAccumulation', 'EarlyStopping', 'trainable_state', 'load_trainable_state',
+           'SaveBest', 'Checkpoint']
 
 # %% ../nbs/05_learner.ipynb #61d517a7
 class CancelFitException(Exception):
@@ -62,18 +63,29 @@ def make_optimizer(model, lr:float, wd:float=0.01, head_lr_mult:float=10.) -> to
     except (RuntimeError, TypeError): return torch.optim.AdamW(groups, lr=lr)
 
 # %% ../nbs/05_learner.ipynb #d65aac33
-def keep_mask(shape, p:float, device=None) -> torch.Tensor:
-    "A boolean mask of `shape`, each element True with probability `1-p` (to 1/65,536): 16-bit slices of 64-bit draws"
-    n = math.prod(shape)
-    r = torch.empty((n + 3) // 4, dtype=torch.int64, device=device).random_(-2**63, None).view(torch.int16)[:n].view(shape)
-    return r >= int(round(p * 65536)) - 32768
+def random_bits(n:int) -> torch.Tensor:
+    "`n` uniform random int16 values: 16-bit slices of 64-bit draws from numpy's SFC64, seeded from torch's generator"
+    seed = int(torch.randint(0, 2**62, ()))      # so `set_seed` and a checkpoint's torch RNG state fix every mask
+    return torch.from_numpy(np.random.SFC64(seed).random_raw((n + 3) // 4).view(np.int16)[:n])
+
+_ONE_BITS = {torch.bfloat16: 0x3F80, torch.float16: 0x3C00}    # the bit pattern of 1.0 in the 16-bit float types
+
+def keep_mask(shape, p:float, dtype=torch.float32) -> torch.Tensor:
+    "A mask of `shape` in `dtype`: 1 with probability `1-p` (to 1/65,536), else 0"
+    k = round(p * 65536)
+    if k <= 0: return torch.ones(shape, dtype=dtype)
+    if k >= 65536: return torch.zeros(shape, dtype=dtype)
+    t = k - 32768                                 # keep where the int16 draw is >= t
+    m = random_bits(math.prod(shape)).view(shape).clamp_(t - 1, t).sub_(t - 1)   # int16 0/1, no boolean tensor
+    return m.mul_(_ONE_BITS[dtype]).view(dtype) if dtype in _ONE_BITS else m.to(dtype)
 
 def apply_dropout(x:torch.Tensor, p:float) -> torch.Tensor:
-    "Inverted dropout of `x` with rate `p` through `keep_mask`"
-    return (x * keep_mask(x.shape, p, x.device)).mul_(1 / (1 - p))   # autograd keeps the boolean mask: one byte per element
+    "Inverted dropout of `x` with rate `p`: `keep_mask` on the CPU, torch's own fused dropout elsewhere"
+    if x.device.type != 'cpu' or p >= 1: return F.dropout(x, p, training=True)
+    return (x * keep_mask(x.shape, p, x.dtype)).mul_(1 / (1 - p))   # autograd keeps the mask, in x's dtype
 
 class FastDropout(torch.nn.Module):
-    "Dropout whose mask comes from 16-bit slices of 64-bit random draws (same distribution, a quarter of the draws)"
+    "Dropout through `apply_dropout`: the same distribution as `nn.Dropout`, a fraction of its time on the CPU"
     def __init__(self, p:float=0.1):
         super().__init__(); self.p = p
     def forward(self, x):
@@ -128,18 +140,54 @@ def row_grad_embeddings(model):
 
 
 # %% ../nbs/05_learner.ipynb #0178e1ac
-class FrozenBF16(Callback):
-    "During `fit` in bf16, hold frozen linear weights in bf16 (cast once, not at every step); restore them after"
+_LORA_RE = re.compile(r'(^|\.)lora_[AB]\.[^.]+$')
+
+def lora_and_head_only(model) -> bool:
+    "Whether every trainable parameter of `model` sits in a LoRA matrix or a linear task head (and something is frozen)"
+    frozen = False
+    for n, mod in model.named_modules():
+        own = list(mod.parameters(recurse=False))
+        frozen |= any(not p.requires_grad for p in own)
+        if any(p.requires_grad for p in own) and not (isinstance(mod, torch.nn.Linear) and (_LORA_RE.search(n) or is_head(n))):
+            return False
+    return frozen
+
+def _in_input_dtype(lin):
+    "A forward for the linear layer `lin` that multiplies in its input's dtype, from its own (fp32) weights"
+    def forward(x): return F.linear(x, lin.weight.to(x.dtype), None if lin.bias is None else lin.bias.to(x.dtype))
+    return forward
+
+def _to_fp32(mod, args): return tuple(a.float() if torch.is_tensor(a) and a.is_floating_point() else a for a in args)
+
+class BF16Body(Callback):
+    "During a bf16 `fit`: frozen weights held in bf16; under LoRA the whole body runs in bf16 without autocast"
     order = -20
     def before_fit(self):
-        self.saved = {}
-        for mod in self.learn.model.modules():
-            w = getattr(mod, 'weight', None)
-            if isinstance(mod, torch.nn.Linear) and w is not None and not w.requires_grad and w.dtype == torch.float32:
-                self.saved[w] = w.data; w.data = w.data.to(torch.bfloat16)
+        model, self.saved, self.undo = self.learn.model, {}, []
+        self.pure = lora_and_head_only(model)
+        for mod in model.modules():
+            for p in mod.parameters(recurse=False):
+                if not p.requires_grad and p.dtype == torch.float32 and (self.pure or isinstance(mod, torch.nn.Linear)):
+                    self.saved[p] = p.data; p.data = p.data.to(torch.bfloat16)
+        if self.pure: self._own_precision(model)
+
+    def _own_precision(self, model):
+        for n, mod in model.named_modules():
+            if hasattr(mod, '_cast_input_dtype'):                    # peft's tuner layers: keep their input in bf16
+                mod.cast_input_dtype_enabled = False; self.undo.append(lambda m=mod: delattr(m, 'cast_input_dtype_enabled'))
+            if isinstance(mod, torch.nn.Linear) and any(p.requires_grad for p in mod.parameters()):
+                if is_head(n): self.undo.append(mod.register_forward_pre_hook(_to_fp32).remove)   # logits in fp32
+                else:
+                    mod.forward = _in_input_dtype(mod); self.undo.append(lambda m=mod: delattr(m, 'forward'))
+        if hasattr(model, '_original_forward'):                       # the forward `accelerate` wrapped in autocast
+            wrapped, model.forward = model.forward, model._original_forward
+            self.undo.append(lambda: setattr(model, 'forward', wrapped))
+        self.learn.own_precision = True
+
     def after_fit(self):
-        for w, data in self.saved.items(): w.data = data
-        self.saved = {}
+        for p, data in self.saved.items(): p.data = data
+        for f in reversed(self.undo): f()
+        self.saved, self.undo, self.learn.own_precision = {}, [], False
 
 # %% ../nbs/05_learner.ipynb #19f52fdd
 from transformers import AttentionInterface
@@ -199,8 +247,9 @@ class Learner:
         self.accelerator = make_accelerator(mixed_precision, cpu)
         self.skill.model = self.accelerator.prepare_model(speedups(self.skill.model))
         self.grad_accum, self.epoch, self.start_epoch, self.n_epoch = 1, 0, 0, 0
+        self.own_precision = False             # True while a callback runs the model in its own precision (`BF16Body`)
         self.cbs = []
-        self.add_cbs([Recorder()] + ([] if quiet else [ProgressBar()]) + ([FrozenBF16()] if mixed_precision == 'bf16' else [])
+        self.add_cbs([Recorder()] + ([] if quiet else [ProgressBar()]) + ([BF16Body()] if mixed_precision == 'bf16' else [])
                      + list(cbs or []))
         self('after_create')
 
@@ -222,6 +271,10 @@ class Learner:
     def __call__(self, event:str):
         for cb in self.cbs: cb(event)
 
+    def autocast(self):
+        "The context the model runs in: `accelerate`'s autocast, unless a callback runs it in its own precision"
+        return contextlib.nullcontext() if self.own_precision else self.accelerator.autocast()
+
     def loss_func(self, logits, labels):
         "The task's loss; a callback may replace it (label smoothing, say)"
         return self.task.loss(logits, labels)
@@ -230,7 +283,7 @@ class Learner:
 @patch
 def forward_batch(self:Learner, batch:dict) -> torch.Tensor:
     "The skill's logits of `batch` under the learner's mixed precision (callbacks that need another pass call this too)"
-    with self.accelerator.autocast(): return self.skill.forward(batch)
+    with self.autocast(): return self.skill.forward(batch)
 
 @patch
 def one_batch(self:Learner, i:int, batch:dict):
@@ -294,7 +347,7 @@ def validate(self:Learner, split:str='valid') -> dict:
     enc, out, losses, n = dl.dataset, [None] * dl.dataset.n_examples, 0., 0
     was_training = self.model.training
     self.model.eval()
-    with torch.inference_mode(), self.accelerator.autocast():
+    with torch.inference_mode(), self.autocast():
         for batch in dl:
             batch = {k: v.to(self.device) for k, v in batch.items()}
             logits = self.skill.forward(batch)
