@@ -201,7 +201,7 @@ def outputs(self:Skill, data,                 # a `Dataset`, or raw columns: {'t
             precision:str='no') -> list[np.ndarray]: # 'no', 'bf16', or 'auto' (bf16 where the hardware multiplies it natively)
     "Per-example logits on `data`, encoded as in training: one row per text, or one per word"
     if precision == 'auto': precision = 'bf16' if fast_bf16() else 'no'
-    dl = make_loader(self.task.encode(data, self.tokenizer, self.max_length), self.tokenizer.pad_token_id, bs)
+    dl = make_loader(self.task.encode(data, self.tokenizer, self.max_length), self.tokenizer.pad_token_id, bs, limit=self.max_length)
     return self.logits(dl, precision)
 
 @patch

@@ -147,10 +147,14 @@ def encode(self:TextClassification, ds, tokenizer, max_length:int=128, stride:in
 
 # %% ../nbs/03_processors.ipynb #526f0ea3
 class Collator:
-    "Pad a batch of window indices into tensors"
-    def __init__(self, enc:Encoded, pad_id:int): store_attr()
+    "Pad a batch of window indices into tensors, to its longest window rounded up to a multiple of `multiple`"
+    def __init__(self, enc:Encoded, pad_id:int,
+                 multiple:int=4,             # round the padded length up to a multiple of this
+                 limit:int|None=None):       # but never past this (the longest window the model takes)
+        store_attr()
     def __call__(self, idx:list[int]) -> dict:
         enc, n = self.enc, max(self.enc.lengths[i] for i in idx)
+        n = max(n, min(-(-n // self.multiple) * self.multiple, self.limit or 2**31))
         ids = torch.full((len(idx), n), self.pad_id, dtype=torch.long)
         mask = torch.zeros((len(idx), n), dtype=torch.long)
         for b, i in enumerate(idx):
@@ -199,9 +203,9 @@ class DataLoaders:
         raise AttributeError(k)
     def __repr__(self): return 'DataLoaders(' + ', '.join(f'{k}: {len(v.dataset)} windows' for k, v in self.loaders.items()) + ')'
 
-def make_loader(enc:Encoded, pad_id:int, bs:int=16, shuffle:bool=False, seed:int=0) -> DataLoader:
-    "A `DataLoader` over `enc` with dynamic padding and length-grouped batches"
-    return DataLoader(enc, batch_sampler=LengthGroupedSampler(enc.lengths, bs, shuffle, seed), collate_fn=Collator(enc, pad_id))
+def make_loader(enc:Encoded, pad_id:int, bs:int=16, shuffle:bool=False, seed:int=0, limit:int|None=None) -> DataLoader:
+    "A `DataLoader` over `enc` with dynamic padding (to a multiple of 4, at most `limit`) and length-grouped batches"
+    return DataLoader(enc, batch_sampler=LengthGroupedSampler(enc.lengths, bs, shuffle, seed), collate_fn=Collator(enc, pad_id, limit=limit))
 
 @patch
 def dataloaders(self:Task, dsd:DatasetDict, tokenizer, bs:int=16, max_length:int=128, stride:int=32, seed:int=0, **kwargs) -> DataLoaders:
@@ -210,7 +214,7 @@ def dataloaders(self:Task, dsd:DatasetDict, tokenizer, bs:int=16, max_length:int
     for split, ds in dsd.items():
         encoded[split] = enc = self.encode(ds, tokenizer, max_length, stride, **kwargs)
         train = split == 'train'
-        loaders[split] = make_loader(enc, tokenizer.pad_token_id, bs if train else bs*2, shuffle=train, seed=seed)
+        loaders[split] = make_loader(enc, tokenizer.pad_token_id, bs if train else bs*2, shuffle=train, seed=seed, limit=max_length)
     return DataLoaders(self, loaders, encoded, dict(dsd))
 
 # %% ../nbs/03_processors.ipynb #8794b7c2
