@@ -429,10 +429,16 @@ class ProgressBar(Callback):
 
 # %% ../nbs/05_learner.ipynb #d34f6677
 class GradientClip(Callback):
-    "Clip the global gradient norm to `max_norm` before each step"
+    "Clip the global gradient norm to `max_norm` before each step (inside the fused AdamW's own pass where it can)"
     def __init__(self, max_norm:float=1.0): self.max_norm = max_norm
     def before_step(self):
-        self.learn.accelerator.clip_grad_norm_([p for p in self.learn.model.parameters() if p.requires_grad], self.max_norm)
+        params = [p for p in self.learn.model.parameters() if p.requires_grad]
+        opt = getattr(self.learn.opt, 'optimizer', self.learn.opt)       # under accelerate's wrapper
+        if self.learn.accelerator.scaler is not None or not opt.defaults.get('fused'):
+            self.norm = self.learn.accelerator.clip_grad_norm_(params, self.max_norm); return
+        self.norm = torch.nn.utils.get_total_norm([p.grad for p in params if p.grad is not None])
+        coef = (self.max_norm / (self.norm + 1e-6)).clamp(max=1.)      # torch's clip_grad_norm_ coefficient
+        opt.grad_scale = 1 / coef       # the fused AdamW divides every gradient by this as it reads it: no extra pass
 
 class GradientAccumulation(Callback):
     "Step the optimizer every `n` batches: an effective batch `n` times larger in the same memory"
