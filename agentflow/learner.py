@@ -347,10 +347,10 @@ def validate(self:Learner, split:str='valid') -> dict:
     enc, out, losses, n = dl.dataset, [None] * dl.dataset.n_examples, 0., 0
     was_training = self.model.training
     self.model.eval()
-    with torch.inference_mode(), self.autocast():
+    with torch.inference_mode():
         for batch in dl:
             batch = {k: v.to(self.device) for k, v in batch.items()}
-            logits = self.skill.forward(batch)
+            logits = self.forward_batch(batch)
             if 'labels' in batch:
                 losses += self.loss_func(logits, batch['labels']).item() * len(batch['idx']); n += len(batch['idx'])
             gather_outputs(enc, batch['idx'].tolist(), logits, out)

@@ -154,7 +154,8 @@ class Collator:
         store_attr()
     def __call__(self, idx:list[int]) -> dict:
         enc, n = self.enc, max(self.enc.lengths[i] for i in idx)
-        n = max(n, min(-(-n // self.multiple) * self.multiple, self.limit or 2**31))
+        m = -(-n // self.multiple) * self.multiple
+        n = max(n, min(m, self.limit)) if self.limit else m          # rounded up, but not past the limit
         ids = torch.full((len(idx), n), self.pad_id, dtype=torch.long)
         mask = torch.zeros((len(idx), n), dtype=torch.long)
         for b, i in enumerate(idx):
@@ -203,18 +204,22 @@ class DataLoaders:
         raise AttributeError(k)
     def __repr__(self): return 'DataLoaders(' + ', '.join(f'{k}: {len(v.dataset)} windows' for k, v in self.loaders.items()) + ')'
 
-def make_loader(enc:Encoded, pad_id:int, bs:int=16, shuffle:bool=False, seed:int=0, limit:int|None=None) -> DataLoader:
-    "A `DataLoader` over `enc` with dynamic padding (to a multiple of 4, at most `limit`) and length-grouped batches"
-    return DataLoader(enc, batch_sampler=LengthGroupedSampler(enc.lengths, bs, shuffle, seed), collate_fn=Collator(enc, pad_id, limit=limit))
+def make_loader(enc:Encoded, pad_id:int, bs:int=16, shuffle:bool=False, seed:int=0,
+                multiple:int=4, limit:int|None=None) -> DataLoader:
+    "A `DataLoader` over `enc` with length-grouped batches padded to a multiple of `multiple` (at most `limit`)"
+    return DataLoader(enc, batch_sampler=LengthGroupedSampler(enc.lengths, bs, shuffle, seed),
+                      collate_fn=Collator(enc, pad_id, multiple, limit))
 
 @patch
-def dataloaders(self:Task, dsd:DatasetDict, tokenizer, bs:int=16, max_length:int=128, stride:int=32, seed:int=0, **kwargs) -> DataLoaders:
+def dataloaders(self:Task, dsd:DatasetDict, tokenizer, bs:int=16, max_length:int=128, stride:int=32, seed:int=0,
+                multiple:int=4, **kwargs) -> DataLoaders:
     "Encode every split of `dsd` and wrap it in a `DataLoader`"
     loaders, encoded = {}, {}
     for split, ds in dsd.items():
         encoded[split] = enc = self.encode(ds, tokenizer, max_length, stride, **kwargs)
         train = split == 'train'
-        loaders[split] = make_loader(enc, tokenizer.pad_token_id, bs if train else bs*2, shuffle=train, seed=seed, limit=max_length)
+        loaders[split] = make_loader(enc, tokenizer.pad_token_id, bs if train else bs*2, shuffle=train, seed=seed,
+                                      multiple=multiple, limit=max_length)
     return DataLoaders(self, loaders, encoded, dict(dsd))
 
 # %% ../nbs/03_processors.ipynb #8794b7c2
