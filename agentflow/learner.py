@@ -18,10 +18,10 @@ from .adapters import *
 
 # %% auto #0
 __all__ = ['CancelFitException', 'Callback', 'is_head', 'param_groups', 'make_optimizer', 'random_bits', 'keep_mask',
-           'apply_dropout', 'FastDropout', 'fast_dropout', 'row_grad_embeddings', 'lora_and_head_only', 'BF16Body',
-           'train_attention', 'fast_attention', 'speedups', 'make_accelerator', 'Learner', 'Recorder', 'ProgressBar',
-           'GradientClip', 'GradientAccumulation', 'EarlyStopping', 'trainable_state', 'load_trainable_state',
-           'SaveBest', 'Checkpoint']
+           'apply_dropout', 'FastDropout', 'fast_dropout', 'row_grad_embeddings', 'TrainedRows', 'lora_and_head_only',
+           'BF16Body', 'train_attention', 'fast_attention', 'speedups', 'make_accelerator', 'Learner', 'Recorder',
+           'ProgressBar', 'GradientClip', 'GradientAccumulation', 'EarlyStopping', 'trainable_state',
+           'load_trainable_state', 'SaveBest', 'Checkpoint']
 
 # %% ../nbs/05_learner.ipynb #61d517a7
 class CancelFitException(Exception):
@@ -106,16 +106,16 @@ class _EmbeddingRows(torch.autograd.Function):
     @staticmethod
     def forward(ctx, ids, weight, state):
         ctx.save_for_backward(ids); ctx.state = state
-        return torch.nn.functional.embedding(ids, weight, state.emb.padding_idx)
+        return F.embedding(ids, weight)
     @staticmethod
     def backward(ctx, grad):
         ids, = ctx.saved_tensors
         st, w = ctx.state, ctx.state.emb.weight
         rows, g = ids.reshape(-1), grad.reshape(-1, grad.shape[-1])
-        if st.emb.padding_idx is not None:
-            keep = rows != st.emb.padding_idx; rows, g = rows[keep], g[keep]
+        if st.pad is not None:
+            keep = rows != st.pad; rows, g = rows[keep], g[keep]
         if w.grad is None:                      # a new accumulation: clear what the last one wrote, reuse the buffer
-            if st.buffer is None: st.buffer = torch.zeros_like(w)
+            if st.buffer is None or st.buffer.shape != w.shape: st.buffer = torch.zeros_like(w)
             elif st.touched: st.buffer.index_fill_(0, torch.cat(st.touched).unique(), 0.)
             st.touched = []
             w.grad = st.buffer
@@ -124,20 +124,71 @@ class _EmbeddingRows(torch.autograd.Function):
         return None, None, None
 
 class _RowState:
-    def __init__(self, emb): self.emb, self.buffer, self.touched = emb, None, []
+    "An embedding's gradient buffer and, while `TrainedRows` holds only some rows in its weight, where the rest are"
+    def __init__(self, emb):
+        self.emb, self.buffer, self.touched, self.pad = emb, None, [], emb.padding_idx
+        self.slot, self.full, self.decay = None, None, 1.   # id -> row of the weight (-1: not held); the full table
+
+    def lookup(self, ids):
+        w, grad = self.emb.weight, self.emb.weight.requires_grad and torch.is_grad_enabled()
+        if self.slot is None: return _EmbeddingRows.apply(ids, w, self) if grad else F.embedding(ids, w)
+        rows = self.slot[ids]; held = rows >= 0
+        if held.all(): return _EmbeddingRows.apply(rows, w, self) if grad else F.embedding(rows, w)
+        if grad: raise DataError(f"token id {int(ids[~held][0])} is not in the training data, whose embedding rows "
+                                 "are the only ones that train (TrainedRows)")
+        out = F.embedding(ids, self.full) * self.decay        # a row no step has touched: only decayed so far
+        out[held] = F.embedding(rows[held], w)
+        return out
 
 def row_grad_embeddings(model):
     "Make the input word embedding's backward write only the rows a batch touches"
     emb = model.get_input_embeddings()
-    if getattr(emb, '_row_state', None) is not None: return model
-    emb._row_state = st = _RowState(emb)
-    plain = emb.forward
-    def forward(ids):
-        if not (emb.weight.requires_grad and torch.is_grad_enabled()): return plain(ids)
-        return _EmbeddingRows.apply(ids, emb.weight, st)
-    emb.forward = forward
+    if getattr(emb, '_row_state', None) is None:
+        emb._row_state = _RowState(emb)
+        emb.forward = emb._row_state.lookup
     return model
 
+# %% ../nbs/05_learner.ipynb #b2e1d3f4
+def _tied(model, emb) -> bool:
+    "Whether `emb`'s weight is also an output layer's (tied language-model heads)"
+    try: out = model.get_output_embeddings()
+    except (AttributeError, NotImplementedError): return False
+    return out is not None and getattr(out, 'weight', None) is emb.weight
+
+class TrainedRows(Callback):
+    "When the word embedding trains: during each epoch its weight holds only the training data's rows; the others only decay"
+    order = -19
+    def before_fit(self):
+        model, dl = self.learn.model, self.learn.dls.train
+        emb = model.get_input_embeddings()
+        self.st, w = getattr(emb, '_row_state', None), emb.weight
+        self.on = (self.st is not None and w.requires_grad and hasattr(dl.dataset, 'input_ids')
+                   and hasattr(dl.collate_fn, 'pad_id') and not _tied(model, emb))
+        if not self.on: return
+        ids = [np.asarray(x, dtype=np.int64) for x in dl.dataset.input_ids] + [np.array([dl.collate_fn.pad_id])]
+        self.rows = torch.from_numpy(np.unique(np.concatenate(ids)))
+        self.group = next(g for g in self.learn.opt.param_groups if any(p is w for p in g['params']))
+
+    def before_epoch(self):
+        if not self.on: return
+        st, w = self.st, self.st.emb.weight
+        st.full, st.decay = w.data, 1.
+        st.slot = torch.full((len(st.full),), -1, dtype=torch.long)
+        st.slot[self.rows] = torch.arange(len(self.rows))
+        if st.emb.padding_idx is not None: st.pad = int(st.slot[st.emb.padding_idx])
+        w.data = st.full[self.rows]                   # AdamW's moments, the gradient and its norm: these rows only
+
+    def before_step(self):
+        if self.on: self.st.decay *= 1 - self.group['lr'] * self.group['weight_decay']
+
+    def after_train(self):
+        if not self.on or self.st.slot is None: return
+        st, w = self.st, self.st.emb.weight
+        w.grad = None
+        w.data = st.full.mul_(st.decay).index_copy_(0, self.rows, w.data)    # untouched rows: AdamW's decay alone
+        st.slot, st.full, st.decay, st.pad = None, None, 1., st.emb.padding_idx
+
+    def after_fit(self): self.after_train()
 
 # %% ../nbs/05_learner.ipynb #0178e1ac
 _LORA_RE = re.compile(r'(^|\.)lora_[AB]\.[^.]+$')
@@ -157,34 +208,60 @@ def _in_input_dtype(lin):
     def forward(x): return F.linear(x, lin.weight.to(x.dtype), None if lin.bias is None else lin.bias.to(x.dtype))
     return forward
 
+
 def _to_fp32(mod, args): return tuple(a.float() if torch.is_tensor(a) and a.is_floating_point() else a for a in args)
+def _to_bf16(mod, args, out): return out.to(torch.bfloat16)
 
 class BF16Body(Callback):
-    "During a bf16 `fit`: frozen weights held in bf16; under LoRA the whole body runs in bf16 without autocast"
+    "During a bf16 `fit` the body runs in bf16 without autocast (LoRA: frozen body; no PEFT: fp32 masters); else autocast"
     order = -20
     def before_fit(self):
-        model, self.saved, self.undo = self.learn.model, {}, []
-        self.pure = lora_and_head_only(model)
+        model, self.saved, self.undo, self.pairs = self.learn.model, {}, [], []
+        self.mode = ('lora' if lora_and_head_only(model) else
+                     'masters' if not hasattr(model, 'peft_config') and self.learn.grad_accum == 1 else 'autocast')
+        own = self.mode != 'autocast'
         for mod in model.modules():
             for p in mod.parameters(recurse=False):
-                if not p.requires_grad and p.dtype == torch.float32 and (self.pure or isinstance(mod, torch.nn.Linear)):
+                if not p.requires_grad and p.dtype == torch.float32 and (own or isinstance(mod, torch.nn.Linear)):
                     self.saved[p] = p.data; p.data = p.data.to(torch.bfloat16)
-        if self.pure: self._own_precision(model)
+        emb = model.get_input_embeddings()
+        self.trained = [p for n, p in model.named_parameters()          # bf16 copies of these during each epoch
+                        if self.mode == 'masters' and p.requires_grad and not is_head(n) and p is not emb.weight]
+        if own: self._own_precision(model, emb)
 
-    def _own_precision(self, model):
+    def _own_precision(self, model, emb):
         for n, mod in model.named_modules():
             if hasattr(mod, '_cast_input_dtype'):                    # peft's tuner layers: keep their input in bf16
                 mod.cast_input_dtype_enabled = False; self.undo.append(lambda m=mod: delattr(m, 'cast_input_dtype_enabled'))
             if isinstance(mod, torch.nn.Linear) and any(p.requires_grad for p in mod.parameters()):
                 if is_head(n): self.undo.append(mod.register_forward_pre_hook(_to_fp32).remove)   # logits in fp32
-                else:
+                elif self.mode == 'lora':
                     mod.forward = _in_input_dtype(mod); self.undo.append(lambda m=mod: delattr(m, 'forward'))
+        self.undo.append(emb.register_forward_hook(_to_bf16).remove)   # a word embedding that trains stays fp32
         if hasattr(model, '_original_forward'):                       # the forward `accelerate` wrapped in autocast
             wrapped, model.forward = model.forward, model._original_forward
             self.undo.append(lambda: setattr(model, 'forward', wrapped))
         self.learn.own_precision = True
 
+    def before_epoch(self):                 # (parameter, fp32 master, bf16 copy, fp32 gradient buffer)
+        self.pairs = [(p, p.data, p.data.to(torch.bfloat16), torch.empty_like(p.data)) for p in self.trained]
+        for p, _, low, _ in self.pairs: p.data = low
+
+    def before_step(self):                  # the optimizer steps the fp32 masters with the gradients in fp32
+        for p, master, _, buf in self.pairs:
+            g, p.grad = p.grad, None
+            p.data = master
+            if g is not None: p.grad = buf.copy_(g)
+
+    def after_step(self):
+        for p, master, low, _ in self.pairs: p.data = low.copy_(master)
+
+    def after_epoch(self):                  # the fp32 masters back before anything saves or restores weights
+        for p, master, _, _ in self.pairs: p.grad, p.data = None, master
+        self.pairs = []
+
     def after_fit(self):
+        self.after_epoch()
         for p, data in self.saved.items(): p.data = data
         for f in reversed(self.undo): f()
         self.saved, self.undo, self.learn.own_precision = {}, [], False
@@ -250,7 +327,7 @@ class Learner:
         self.own_precision = False             # True while a callback runs the model in its own precision (`BF16Body`)
         self.cbs = []
         self.add_cbs([Recorder()] + ([] if quiet else [ProgressBar()]) + ([BF16Body()] if mixed_precision == 'bf16' else [])
-                     + list(cbs or []))
+                     + [TrainedRows()] + list(cbs or []))
         self('after_create')
 
     @property
