@@ -225,7 +225,8 @@ def cmd_explain(a) -> int:
 def cmd_bench(a) -> int:
     from agentflow import bench
     if a.what == 'train':
-        rep = bench.bench_train(a.data, a.max_train, a.epochs, a.peft, a.lr, a.bs, a.seed, precision=a.precision, log=_log)
+        rep = bench.bench_train(a.data, a.max_train, a.epochs, a.peft, a.lr, a.bs, a.seed, precision=a.precision,
+                                repeat=a.repeat, log=_log)
         print(bench.format_train_report(rep))
     elif a.what == 'predict':
         sizes = tuple(int(b) for b in a.batch_sizes.split(','))
@@ -277,6 +278,7 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument('--peft', choices=['lora', 'none'], default='lora'); b.add_argument('--lr', type=float, default=None)
     b.add_argument('--bs', type=int, default=16); b.add_argument('--seed', type=int, default=42)
     b.add_argument('--precision', choices=['auto', 'bf16', 'no'], default='auto')
+    b.add_argument('--repeat', type=int, default=1, help='train: run every configuration N times (interleaved) and keep the fastest')
     b.add_argument('--n', type=int, default=None, help='predict: sentences (500); explain: texts (8)')
     b.add_argument('--skill', default=None, help='explain: a saved text-classification skill (default: MiniLM with a seeded head)')
     b.add_argument('--max-evals', type=int, default=500, help='explain: model evaluations per text'); b.add_argument('--batch-sizes', default='1,32')
