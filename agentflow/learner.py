@@ -213,11 +213,11 @@ def _to_fp32(mod, args): return tuple(a.float() if torch.is_tensor(a) and a.is_f
 def _to_bf16(mod, args, out): return out.to(torch.bfloat16)
 
 class BF16Body(Callback):
-    "During a bf16 `fit` the body runs in bf16 without autocast (LoRA: frozen body; no PEFT: fp32 masters); else autocast"
+    "During a bf16 `fit` the body runs in bf16 without autocast (frozen under LoRA; from bf16 copies of fp32 masters without PEFT), else autocast"
     order = -20
     def before_fit(self):
         model, self.saved, self.undo, self.pairs = self.learn.model, {}, [], []
-        self.mode = ('lora' if lora_and_head_only(model) else
+        self.mode = ('frozen' if lora_and_head_only(model) else      # frozen body: only LoRA matrices and heads train
                      'masters' if not hasattr(model, 'peft_config') and self.learn.grad_accum == 1 else 'autocast')
         own = self.mode != 'autocast'
         for mod in model.modules():
@@ -235,7 +235,7 @@ class BF16Body(Callback):
                 mod.cast_input_dtype_enabled = False; self.undo.append(lambda m=mod: delattr(m, 'cast_input_dtype_enabled'))
             if isinstance(mod, torch.nn.Linear) and any(p.requires_grad for p in mod.parameters()):
                 if is_head(n): self.undo.append(mod.register_forward_pre_hook(_to_fp32).remove)   # logits in fp32
-                elif self.mode == 'lora':
+                elif self.mode == 'frozen':
                     mod.forward = _in_input_dtype(mod); self.undo.append(lambda m=mod: delattr(m, 'forward'))
         self.undo.append(emb.register_forward_hook(_to_bf16).remove)   # a word embedding that trains stays fp32
         if hasattr(model, '_original_forward'):                       # the forward `accelerate` wrapped in autocast
