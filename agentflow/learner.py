@@ -157,7 +157,7 @@ def _tied(model, emb) -> bool:
 
 class TrainedRows(Callback):
     "When the word embedding trains: during each epoch its weight holds only the training data's rows; the others only decay"
-    order = -19
+    order, on = -19, False
     def before_fit(self):
         model, dl = self.learn.model, self.learn.dls.train
         emb = model.get_input_embeddings()
@@ -208,13 +208,13 @@ def _in_input_dtype(lin):
     def forward(x): return F.linear(x, lin.weight.to(x.dtype), None if lin.bias is None else lin.bias.to(x.dtype))
     return forward
 
-
 def _to_fp32(mod, args): return tuple(a.float() if torch.is_tensor(a) and a.is_floating_point() else a for a in args)
 def _to_bf16(mod, args, out): return out.to(torch.bfloat16)
 
 class BF16Body(Callback):
-    "During a bf16 `fit` the body runs in bf16 without autocast (frozen under LoRA; from bf16 copies of fp32 masters without PEFT), else autocast"
+    "During a bf16 `fit` the body runs in bf16 without autocast where it can (LoRA, no PEFT), else under autocast"
     order = -20
+    pairs, saved, undo = (), {}, ()           # (so that `after_fit` is safe even if `before_fit` never ran)
     def before_fit(self):
         model, self.saved, self.undo, self.pairs = self.learn.model, {}, [], []
         self.mode = ('frozen' if lora_and_head_only(model) else      # frozen body: only LoRA matrices and heads train
