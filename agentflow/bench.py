@@ -159,7 +159,7 @@ def bench_train(data:str|None=None,          # a CoNLL folder with train.txt and
     precision = ('bf16' if fast_bf16() else 'no') if precision == 'auto' else precision
     dsd = bench_data(data, max_train)
     peaks = dict(fp32=matmul_peak(torch.float32), bf16=matmul_peak(torch.bfloat16))
-    runs = {}
+    trials = {}
     with tempfile.TemporaryDirectory() as tmp:
         import datasets
         datasets.disable_progress_bars(); dsd.save_to_disk(tmp); datasets.enable_progress_bars()
@@ -171,9 +171,9 @@ def bench_train(data:str|None=None,          # a CoNLL folder with train.txt and
                 r = _subprocess_run(dict(base, who=who, setting=setting))
                 r['gflops'] = useful_gflops(r['flops_per_token'], r['tokens'], r['seconds'])
                 r['of_fp32_peak'], r['of_bf16_peak'] = r['gflops'] / peaks['fp32'], r['gflops'] / peaks['bf16']
-                r['all_samples_per_s'] = runs[name]['all_samples_per_s'] + [r['samples_per_s']] if name in runs else [r['samples_per_s']]
-                if name not in runs or r['samples_per_s'] > runs[name]['samples_per_s']: runs[name] = r
-                else: runs[name]['all_samples_per_s'] = r['all_samples_per_s']
+                trials.setdefault(name, []).append(r)
+    runs = {name: dict(max(rs, key=lambda r: r['samples_per_s']), all_samples_per_s=[r['samples_per_s'] for r in rs])
+            for name, rs in trials.items()}                          # each configuration's fastest run
     ours = runs[f'agentflow ({precision})']
     trainers = {k: v for k, v in runs.items() if k.startswith('Trainer')}
     fastest = max(trainers, key=lambda k: trainers[k]['samples_per_s'])
