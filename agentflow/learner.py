@@ -11,6 +11,7 @@ import torch, torch.nn.functional as F
 from fastcore.basics import store_attr, patch, camel2snake
 from accelerate import Accelerator
 from transformers import get_scheduler
+from peft.tuners.lora.layer import Linear as LoraLinear
 from .core import *
 from .tasks import *
 from .processors import *
@@ -19,9 +20,9 @@ from .adapters import *
 # %% auto #0
 __all__ = ['CancelFitException', 'Callback', 'is_head', 'param_groups', 'make_optimizer', 'random_bits', 'keep_mask',
            'apply_dropout', 'FastDropout', 'fast_dropout', 'row_grad_embeddings', 'TrainedRows', 'lora_and_head_only',
-           'BF16Body', 'train_attention', 'fast_attention', 'speedups', 'make_accelerator', 'Learner', 'Recorder',
-           'ProgressBar', 'global_norm', 'GradientClip', 'GradientAccumulation', 'EarlyStopping', 'trainable_state',
-           'load_trainable_state', 'SaveBest', 'Checkpoint']
+           'plain_lora', 'lean_lora', 'BF16Body', 'train_attention', 'fast_attention', 'speedups', 'make_accelerator',
+           'Learner', 'Recorder', 'ProgressBar', 'global_norm', 'GradientClip', 'GradientAccumulation', 'EarlyStopping',
+           'trainable_state', 'load_trainable_state', 'SaveBest', 'Checkpoint']
 
 # %% ../nbs/05_learner.ipynb #61d517a7
 class CancelFitException(Exception):
@@ -208,6 +209,22 @@ def _in_input_dtype(lin):
     def forward(x): return F.linear(x, lin.weight.to(x.dtype), None if lin.bias is None else lin.bias.to(x.dtype))
     return forward
 
+def plain_lora(mod) -> bool:
+    "Whether `mod` is peft's LoRA `Linear` with one active, unmerged adapter and nothing more (no bias, no DoRA)"
+    if type(mod) is not LoraLinear or mod.merged or mod.disable_adapters or len(mod.active_adapters) != 1: return False
+    k = mod.active_adapters[0]
+    return (k in mod.lora_A and k not in getattr(mod, 'lora_variant', {}) and type(mod.base_layer) is torch.nn.Linear
+            and mod.lora_A[k].bias is None and mod.lora_B[k].bias is None)
+
+def lean_lora(mod):
+    "A forward for a `plain_lora` layer: base(x) + s·B(A(dropout(x))) in x's dtype, in four operations"
+    k = mod.active_adapters[0]
+    A, B, drop, s, peft_forward = mod.lora_A[k].weight, mod.lora_B[k].weight, mod.lora_dropout[k], mod.scaling[k], mod.forward
+    def forward(x, *args, **kwargs):
+        if args or kwargs: return peft_forward(x, *args, **kwargs)          # adapter_names and the like: peft's own
+        return torch.add(mod.base_layer(x), F.linear(F.linear(drop(x), A.to(x.dtype)), B.to(x.dtype)), alpha=s)
+    return forward
+
 def _to_fp32(mod, args): return tuple(a.float() if torch.is_tensor(a) and a.is_floating_point() else a for a in args)
 def _to_bf16(mod, args, out): return out.to(torch.bfloat16)
 
@@ -231,6 +248,8 @@ class BF16Body(Callback):
 
     def _own_precision(self, model, emb):
         for n, mod in model.named_modules():
+            if self.mode == 'frozen' and plain_lora(mod):               # peft's forward, minus its Python
+                mod.forward = lean_lora(mod); self.undo.append(lambda m=mod: delattr(m, 'forward'))
             if hasattr(mod, '_cast_input_dtype'):                    # peft's tuner layers: keep their input in bf16
                 mod.cast_input_dtype_enabled = False; self.undo.append(lambda m=mod: delattr(m, 'cast_input_dtype_enabled'))
             if isinstance(mod, torch.nn.Linear) and any(p.requires_grad for p in mod.parameters()):

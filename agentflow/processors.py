@@ -149,7 +149,7 @@ def encode(self:TextClassification, ds, tokenizer, max_length:int=128, stride:in
 class Collator:
     "Pad a batch of window indices into tensors, to its longest window rounded up to a multiple of `multiple`"
     def __init__(self, enc:Encoded, pad_id:int,
-                 multiple:int=4,             # round the padded length up to a multiple of this
+                 multiple:int=2,             # round the padded length up to a multiple of this
                  limit:int|None=None):       # but never past this (the longest window the model takes)
         store_attr()
     def __call__(self, idx:list[int]) -> dict:
@@ -205,14 +205,14 @@ class DataLoaders:
     def __repr__(self): return 'DataLoaders(' + ', '.join(f'{k}: {len(v.dataset)} windows' for k, v in self.loaders.items()) + ')'
 
 def make_loader(enc:Encoded, pad_id:int, bs:int=16, shuffle:bool=False, seed:int=0,
-                multiple:int=4, limit:int|None=None) -> DataLoader:
+                multiple:int=2, limit:int|None=None) -> DataLoader:
     "A `DataLoader` over `enc` with length-grouped batches padded to a multiple of `multiple` (at most `limit`)"
     return DataLoader(enc, batch_sampler=LengthGroupedSampler(enc.lengths, bs, shuffle, seed),
                       collate_fn=Collator(enc, pad_id, multiple, limit))
 
 @patch
 def dataloaders(self:Task, dsd:DatasetDict, tokenizer, bs:int=16, max_length:int=128, stride:int=32, seed:int=0,
-                multiple:int=4, **kwargs) -> DataLoaders:
+                multiple:int=2, **kwargs) -> DataLoaders:
     "Encode every split of `dsd` and wrap it in a `DataLoader`"
     loaders, encoded = {}, {}
     for split, ds in dsd.items():
