@@ -540,8 +540,8 @@ class GradientClip(Callback):
     "Clip the global gradient norm to `max_norm` before each step (inside the fused AdamW's own pass where it can)"
     def __init__(self, max_norm:float=1.0): self.max_norm = max_norm
     def before_step(self):
-        params = [p for p in self.learn.model.parameters() if p.requires_grad]
         opt = getattr(self.learn.opt, 'optimizer', self.learn.opt)       # under accelerate's wrapper
+        params = [p for g in opt.param_groups for p in g['params']]      # what the step moves (no walk of the model)
         if self.learn.accelerator.scaler is not None or not opt.defaults.get('fused'):
             self.norm = self.learn.accelerator.clip_grad_norm_(params, self.max_norm); return
         self.norm = global_norm([p.grad for p in params if p.grad is not None])
