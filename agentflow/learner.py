@@ -213,7 +213,8 @@ def plain_lora(mod) -> bool:
     "Whether `mod` is peft's LoRA `Linear` with one active, unmerged adapter and nothing more (no bias, no DoRA)"
     if type(mod) is not LoraLinear or mod.merged or mod.disable_adapters or len(mod.active_adapters) != 1: return False
     k = mod.active_adapters[0]
-    return (k in mod.lora_A and k not in getattr(mod, 'lora_variant', {}) and type(mod.base_layer) is torch.nn.Linear
+    return (k in mod.lora_A and k not in getattr(mod, 'lora_variant', {}) and not getattr(mod, 'use_dora', {}).get(k)
+            and type(mod.base_layer) is torch.nn.Linear and not mod.fan_in_fan_out
             and mod.lora_A[k].bias is None and mod.lora_B[k].bias is None)
 
 def lean_lora(mod):
