@@ -4,7 +4,7 @@
 
 # %% ../nbs/05_learner.ipynb #76ffe9ea
 from __future__ import annotations
-import math, re, time, random, contextlib
+import math, re, time, random, contextlib, functools
 from pathlib import Path
 import numpy as np
 import torch, torch.nn.functional as F
@@ -69,21 +69,25 @@ def random_bits(n:int) -> torch.Tensor:
     seed = int(torch.randint(0, 2**62, ()))      # so `set_seed` and a checkpoint's torch RNG state fix every mask
     return torch.from_numpy(np.random.SFC64(seed).random_raw((n + 3) // 4).view(np.int16)[:n])
 
-_ONE_BITS = {torch.bfloat16: 0x3F80, torch.float16: 0x3C00}    # the bit pattern of 1.0 in the 16-bit float types
+@functools.cache
+def _bits16(v:float, dtype) -> int:
+    "The bit pattern of `v` rounded to the 16-bit float `dtype`, as an int16 value (positive for positive `v`)"
+    return int(torch.tensor(v, dtype=dtype).view(torch.int16))
 
-def keep_mask(shape, p:float, dtype=torch.float32) -> torch.Tensor:
-    "A mask of `shape` in `dtype`: 1 with probability `1-p` (to 1/65,536), else 0"
+def keep_mask(shape, p:float, dtype=torch.float32, scale:float=1.) -> torch.Tensor:
+    "A mask of `shape` in `dtype`: `scale` with probability `1-p` (to 1/65,536), else 0"
     k = round(p * 65536)
-    if k <= 0: return torch.ones(shape, dtype=dtype)
+    if k <= 0: return torch.full(shape, scale, dtype=dtype)
     if k >= 65536: return torch.zeros(shape, dtype=dtype)
     t = k - 32768                                 # keep where the int16 draw is >= t
     m = random_bits(math.prod(shape)).view(shape).clamp_(t - 1, t).sub_(t - 1)   # int16 0/1, no boolean tensor
-    return m.mul_(_ONE_BITS[dtype]).view(dtype) if dtype in _ONE_BITS else m.to(dtype)
+    if dtype in (torch.bfloat16, torch.float16): return m.mul_(_bits16(scale, dtype)).view(dtype)   # 0 or `scale`'s bits
+    return m.to(dtype).mul_(scale) if scale != 1 else m.to(dtype)
 
 def apply_dropout(x:torch.Tensor, p:float) -> torch.Tensor:
     "Inverted dropout of `x` with rate `p`: `keep_mask` on the CPU, torch's own fused dropout elsewhere"
     if x.device.type != 'cpu' or p >= 1: return F.dropout(x, p, training=True)
-    return (x * keep_mask(x.shape, p, x.dtype)).mul_(1 / (1 - p))   # autograd keeps the mask, in x's dtype
+    return x * keep_mask(x.shape, p, x.dtype, 1 / (1 - p))   # 1/(1-p) in x's dtype, as torch's dropout scales; autograd keeps the mask
 
 class FastDropout(torch.nn.Module):
     "Dropout through `apply_dropout`: the same distribution as `nn.Dropout`, a fraction of its time on the CPU"
