@@ -171,15 +171,15 @@ class TrainedRows(Callback):
                    and hasattr(dl.collate_fn, 'pad_id') and not _tied(model, emb))
         if not self.on: return
         ids = [np.asarray(x, dtype=np.int64) for x in dl.dataset.input_ids] + [np.array([dl.collate_fn.pad_id])]
-        self.rows = torch.from_numpy(np.unique(np.concatenate(ids)))
+        self.rows = torch.from_numpy(np.unique(np.concatenate(ids))).to(w.device)   # (indices live with the weight)
         self.group = next(g for g in self.learn.opt.param_groups if any(p is w for p in g['params']))
 
     def before_epoch(self):
         if not self.on: return
         st, w = self.st, self.st.emb.weight
         st.full, st.decay = w.data, 1.
-        st.slot = torch.full((len(st.full),), -1, dtype=torch.long)
-        st.slot[self.rows] = torch.arange(len(self.rows))
+        st.slot = torch.full((len(st.full),), -1, dtype=torch.long, device=w.device)
+        st.slot[self.rows] = torch.arange(len(self.rows), device=w.device)
         if st.emb.padding_idx is not None: st.pad = int(st.slot[st.emb.padding_idx])
         w.data = st.full[self.rows]                   # AdamW's moments, the gradient and its norm: these rows only
 
