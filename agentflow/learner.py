@@ -117,14 +117,13 @@ class _EmbeddingRows(torch.autograd.Function):
         ids, = ctx.saved_tensors
         st, w = ctx.state, ctx.state.emb.weight
         rows, g = ids.reshape(-1), grad.reshape(-1, grad.shape[-1])
-        if st.pad is not None:
-            keep = rows != st.pad; rows, g = rows[keep], g[keep]
         if w.grad is None:                      # a new accumulation: clear what the last one wrote, reuse the buffer
             if st.buffer is None or st.buffer.shape != w.shape: st.buffer = torch.zeros_like(w)
-            elif st.touched: st.buffer.index_fill_(0, torch.cat(st.touched).unique(), 0.)
+            elif st.touched: st.buffer.index_fill_(0, torch.cat(st.touched), 0.)   # (a repeated row is cleared twice)
             st.touched = []
             w.grad = st.buffer
         w.grad.index_add_(0, rows, g.to(w.grad.dtype))
+        if st.pad is not None: w.grad[st.pad] = 0.    # the padding row takes no gradient; no boolean indexing, no sync
         st.touched.append(rows)
         return None, None, None
 
