@@ -223,10 +223,15 @@ def plain_lora(mod) -> bool:
 def lean_lora(mod):
     "A forward for a `plain_lora` layer: base(x) + s·B(A(dropout(x))) in x's dtype, with the last product and sum fused"
     k = mod.active_adapters[0]
-    A, B, drop, s = mod.lora_A[k].weight, mod.lora_B[k].weight, mod.lora_dropout[k], mod.scaling[k]
+    A, B, drop, scaling = mod.lora_A[k].weight, mod.lora_B[k].weight, mod.lora_dropout[k], mod.scaling[k]
+    p = getattr(drop, 'p', 0.)
     def forward(x, *args, **kwargs):
         if args or kwargs: return LoraLinear.forward(mod, x, *args, **kwargs)   # adapter_names and the like: peft's own
-        out, low = mod.base_layer(x), F.linear(drop(x), A.to(x.dtype))    # (`FastDropout`: one product)
+        s = scaling
+        if drop.training and 0 < p < 1 and x.device.type == 'cpu':          # dropout's 1/(1-p) rides on the scaling
+            h, s = x * keep_mask(x.shape, p, x.dtype), s / (1 - p)
+        else: h = drop(x)
+        out, low = mod.base_layer(x), F.linear(h, A.to(x.dtype))
         return torch.addmm(out.view(-1, out.shape[-1]), low.view(-1, low.shape[-1]), B.to(x.dtype).t(), alpha=s).view(out.shape)
     return forward
 
