@@ -8,13 +8,18 @@ __all__ = []
 # %% ../nbs/99_all.ipynb #63268848
 from .core import *
 from .data import *
-from .tasks import *
 from .processors import *
+from .tasks import *
 from .adapters import *
+from .skill import *
+from .callback import *
 from .learner import *
-from .metrics import *
+from .callbacks import *
+from .speed import *
+from .reports import *
 from .robust import *
 from .explain import *
+from .recipes import *
 import importlib
-__all__ = [name for m in ('core', 'data', 'tasks', 'processors', 'adapters', 'learner', 'metrics', 'robust', 'explain')
+__all__ = [name for m in ('core', 'data', 'processors', 'tasks', 'adapters', 'skill', 'callback', 'learner', 'callbacks', 'speed', 'reports', 'robust', 'explain', 'recipes')
            for name in importlib.import_module(f'agentflow.{m}').__all__]

@@ -12,8 +12,9 @@ import torch
 from fastcore.basics import store_attr
 
 # %% auto #0
-__all__ = ['AgentflowError', 'DataError', 'ConfigError', 'ModelError', 'where', 'set_seed', 'default_device', 'fast_bf16',
-           'set_threads', 'atomic_write', 'atomic_dir', 'save_json', 'package_dir', 'default_backbone']
+__all__ = ['PRECISIONS', 'AgentflowError', 'DataError', 'ConfigError', 'ModelError', 'where', 'set_seed', 'default_device',
+           'fast_bf16', 'set_threads', 'resolve_precision', 'quiet_transformers', 'atomic_write', 'atomic_dir',
+           'save_json', 'package_dir', 'default_backbone']
 
 # %% ../nbs/00_core.ipynb #4aa7604b
 class AgentflowError(Exception):
@@ -58,6 +59,25 @@ def set_threads(n:int|None=None): # threads for torch's CPU kernels; `None` keep
     "Set the number of CPU threads torch uses"
     if n is not None: torch.set_num_threads(int(n))
     return torch.get_num_threads()
+
+PRECISIONS = ('auto', 'bf16', 'no')
+
+def resolve_precision(precision:str='auto') -> str: # 'auto', 'bf16' or 'no' (fp32)
+    "The one rule for 'auto' precision: bf16 where the hardware multiplies it natively (`fast_bf16`), else fp32 ('no')"
+    if precision not in PRECISIONS: raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
+    return ('bf16' if fast_bf16() else 'no') if precision == 'auto' else precision
+
+# %% ../nbs/00_core.ipynb #c0e1a003
+@contextmanager
+def quiet_transformers():
+    "Silence `transformers`' load reports and progress bars inside the block"
+    from transformers.utils import logging as hf_logging
+    level, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error(); hf_logging.disable_progress_bar()
+    try: yield
+    finally:
+        hf_logging.set_verbosity(level)
+        if bars: hf_logging.enable_progress_bar()
 
 # %% ../nbs/00_core.ipynb #3c138197
 @contextmanager

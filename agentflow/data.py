@@ -12,8 +12,8 @@ from fastcore.basics import patch
 from .core import *
 
 # %% auto #0
-__all__ = ['TABLE_SUFFIXES', 'to_iob2', 'read_conll', 'read_table', 'labels_of', 'split_dataset', 'read_file', 'load_files',
-           'from_hf', 'wnut16', 'crowdflower_sentiment']
+__all__ = ['TABLE_SUFFIXES', 'to_iob2', 'read_conll', 'read_words', 'one_label', 'read_table', 'labels_of', 'split_dataset',
+           'load_files', 'from_hf', 'wnut16', 'crowdflower_sentiment']
 
 # %% ../nbs/01_data.ipynb #a2de8220
 _TAG_RE = re.compile(r'^(?:O|([BIESLU])-(.+))$')
@@ -80,6 +80,21 @@ def read_conll(path:str|Path,           # a CoNLL file: one token per line, blan
     if not sents: raise DataError(f"{path}: no sentences found (expected one 'token tag' per line, blank lines between sentences)")
     return Dataset.from_list(sents)
 
+# %% ../nbs/01_data.ipynb #da7a0002
+def read_words(path:str|Path, encoding:str='utf-8') -> list[list[str]]:
+    "The sentences of a CoNLL file as lists of words (first column; blank lines between sentences; tags optional)"
+    path = _check_file(path)
+    sents, cur = [], []
+    for _, line in _read_lines(path, encoding):
+        parts = line.split()
+        if not parts or parts[0] == '-DOCSTART-':
+            if cur: sents.append(cur); cur = []
+            continue
+        cur.append(parts[0])
+    if cur: sents.append(cur)
+    if not sents: raise DataError(f"{path}: no sentences found (expected one word per line, blank lines between sentences)")
+    return sents
+
 # %% ../nbs/01_data.ipynb #e4723614
 def _table_rows(path:Path, encoding:str):
     "Yield `(line_number, row_dict)` from a CSV, TSV or JSON-lines file"
@@ -97,10 +112,16 @@ def _table_rows(path:Path, encoding:str):
     reader = csv.DictReader(lines, delimiter=delim)
     for row in reader: yield reader.line_num, row
 
+def one_label(value) -> str:
+    "A table cell as one label: a non-empty string (numbers in JSON are written as in the file)"
+    if value is None or not str(value).strip(): raise ValueError("empty label")
+    return str(value).strip()
+
 def read_table(path:str|Path,         # a `.csv`, `.tsv` or `.jsonl` file with a header (or JSON objects)
                text_col:str='text',   # the column holding the text
                label_col:str|None='label', # the column holding the label (`None` for unlabelled text)
-               encoding:str='utf-8'   # the file's encoding
+               encoding:str='utf-8',  # the file's encoding
+               parse_label=one_label  # turns a label cell into the stored label; raises `ValueError` saying what was expected
               ) -> Dataset:
     "Read a table into a `Dataset` with columns `text`, `label` and `loc`"
     path = _check_file(path)
@@ -113,20 +134,21 @@ def read_table(path:str|Path,         # a `.csv`, `.tsv` or `.jsonl` file with a
         if text is None or not str(text).strip(): raise DataError(f"{where(path, i, text_col)}: empty text")
         ex = dict(text=str(text), loc=where(path, i))
         if label_col is not None:
-            label = row[label_col]
-            if label is None or not str(label).strip(): raise DataError(f"{where(path, i, label_col)}: empty label")
-            ex['label'] = str(label).strip()
+            try: ex['label'] = parse_label(row[label_col])
+            except ValueError as e: raise DataError(f"{where(path, i, label_col)}: {e}") from None
         rows.append(ex)
     if not rows: raise DataError(f"{path}: no rows found (expected a header line and one example per line)")
     return Dataset.from_list(rows)
 
 # %% ../nbs/01_data.ipynb #e521fa12
 def labels_of(ds:Dataset) -> list[str]:
-    "The sorted label set of `ds`: IOB2 tags (`O`, then `B-`/`I-` per type) or text labels"
+    "The sorted label set of `ds`: IOB2 tags (`O`, then `B-`/`I-` per type), text labels, or the labels of label lists"
     if 'tags' in ds.column_names:
         types = sorted({t[2:] for tags in ds['tags'] for t in tags if t != 'O'})
         return ['O'] + [f'{p}-{t}' for t in types for p in 'BI']
-    if 'label' in ds.column_names: return sorted(set(ds['label']))
+    if 'label' in ds.column_names:
+        labels = ds['label']
+        return sorted({l for ls in labels for l in ls} if labels and isinstance(labels[0], list) else set(labels))
     raise DataError(f"the dataset has no 'tags' or 'label' column (it has: {', '.join(ds.column_names)})")
 
 @patch(as_prop=True)
@@ -151,31 +173,23 @@ def split_dataset(ds:Dataset,        # the examples to split
 # %% ../nbs/01_data.ipynb #47eb0e92
 TABLE_SUFFIXES = ('.csv', '.tsv', '.tab', '.jsonl', '.json', '.ndjson')
 
-def read_file(path:str|Path, kind:str='ner', columns:tuple=(0, -1), text_col:str='text', label_col:str='label',
-              encoding:str='utf-8') -> Dataset:
-    "Read one file: CoNLL for `kind='ner'`, a table for `kind='classify'`"
-    if kind == 'ner':
-        return read_conll(path, columns, encoding)
-    if kind == 'classify': return read_table(path, text_col, label_col, encoding)
-    raise ConfigError(f"unknown task kind '{kind}': expected 'ner' or 'classify'")
-
 def load_files(train:str|Path,               # the training file
                valid:str|Path|None=None,     # the validation file; `None` holds out `holdout` of train
                test:str|Path|None=None,      # the test file, if any
-               kind:str='ner',               # 'ner' (CoNLL) or 'classify' (CSV/TSV/JSONL)
+               read=read_conll,              # the reader of one file (a task's `read`)
                holdout:float=0.1,            # fraction of train held out when there is no `valid`
                seed:int=0,                   # seed of that hold-out split
-               **kwargs                      # passed to `read_file` (columns, text_col, label_col, encoding)
+               **kwargs                      # passed to `read` (columns, text_col, label_col, encoding...)
               ) -> DatasetDict:
     "Read a task's files into a `DatasetDict`"
-    train_ds = read_file(train, kind, **kwargs)
+    train_ds = read(train, **kwargs)
     if valid is None:
         dsd = split_dataset(train_ds, holdout, 0, seed)
         dsd.split_note = f"no validation file: held out {len(dsd['valid'])} of {len(train_ds)} training examples (seed {seed})"
     else:
-        dsd = DatasetDict(train=train_ds, valid=read_file(valid, kind, **kwargs))
+        dsd = DatasetDict(train=train_ds, valid=read(valid, **kwargs))
         dsd.split_note = f"train {len(dsd['train'])}, valid {len(dsd['valid'])} examples"
-    if test is not None: dsd['test'] = read_file(test, kind, **kwargs)
+    if test is not None: dsd['test'] = read(test, **kwargs)
     return dsd
 
 # %% ../nbs/01_data.ipynb #c976da6f

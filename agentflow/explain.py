@@ -12,14 +12,12 @@ from fastcore.basics import store_attr
 import matplotlib.pyplot as plt
 from .core import *
 from .tasks import *
-from .processors import *
-from .adapters import *
-from .metrics import fig_to_html, html_report
+from .skill import *
+from .reports import fig_to_html, html_report
 
 # %% auto #0
-__all__ = ['CachedModel', 'ClassModel', 'Words', 'entity_value', 'EntityModel', 'entity_targets', 'explain', 'text_html',
-           'plot_words', 'explanation_html', 'explanations_report', 'explanation_summary', 'summary_lines',
-           'word_effects', 'deletion_drops', 'explorer']
+__all__ = ['CachedModel', 'SkillModel', 'Words', 'explain', 'text_html', 'plot_words', 'explanation_html', 'explanations_report',
+           'explanation_summary', 'summary_lines', 'word_effects', 'deletion_drops', 'explorer']
 
 # %% ../nbs/08_explain.ipynb #ae83c545
 class CachedModel:
@@ -32,19 +30,19 @@ class CachedModel:
         return np.stack([self._cache[t] for t in texts])
 
 # %% ../nbs/08_explain.ipynb #64975eb3
-class ClassModel(CachedModel):
-    "A text-classification skill as SHAP's model: texts in, one column per class out"
-    def __init__(self, skill:Skill,     # a skill with a `TextClassification` task
-                 output:str='prob',     # 'prob', 'logodds' or 'logit'
+class SkillModel(CachedModel):
+    "A skill as SHAP's model: masked texts in, one column per explained output out (every label, or each target)"
+    def __init__(self, skill:Skill,     # a trained skill
+                 targets=None,          # the task's `explain_targets` of one text; None: every label is an output
+                 output:str='prob',     # classification: 'prob', 'logodds' or 'logit'
                  bs:int=64,             # batch size
                  precision:str='auto'): # 'auto' (bf16 where native), 'bf16' or 'no' (fp32)
         if output not in ('prob', 'logodds', 'logit'): raise ConfigError(f"output must be prob, logodds or logit, not {output!r}")
         store_attr()
     def compute(self, texts:list[str]) -> np.ndarray:
-        logits = torch.as_tensor(np.stack(self.skill.outputs({'text': texts}, self.bs, self.precision))).double()
-        if self.output == 'logit': return logits.numpy()
-        p = torch.softmax(logits, -1)
-        return (p if self.output == 'prob' else torch.logit(p)).numpy()
+        task = self.skill.task
+        outs = self.skill.outputs(task.explain_inputs(texts), self.bs, self.precision)
+        return np.stack([task.target_values(o, self.targets, self.output) for o in outs])
 
 # %% ../nbs/08_explain.ipynb #303b542b
 class Words:
@@ -55,65 +53,27 @@ class Words:
         if return_offsets_mapping: out['offset_mapping'] = spans
         return out
 
-def entity_value(logp:torch.Tensor, target:dict) -> float:
-    "The explained quantity of one target, from one sentence's word log-probabilities (words x tags)"
-    if target['kind'] == 'entity':
-        return float(sum(logp[w, t] for w, t in zip(range(target['start_word'], target['end_word'] + 1), target['tag_ids'])))
-    w, o = target['word'], target['o_id']
-    return float(logp[w, o] - torch.logsumexp(torch.cat([logp[w, :o], logp[w, o + 1:]]), 0))
-
-class EntityModel(CachedModel):
-    "A token-classification skill as SHAP's model: masked sentences in, one column per explained target out"
-    def __init__(self, skill:Skill, targets:list[dict], bs:int=64, precision:str='auto'): store_attr()
-    def compute(self, texts:list[str]) -> np.ndarray:
-        words = [t.split(' ') for t in texts]
-        out = np.zeros((len(words), len(self.targets)))
-        for i, lg in enumerate(self.skill.outputs({'tokens': words}, self.bs, self.precision)):
-            logp = torch.log_softmax(torch.as_tensor(lg).double(), -1)
-            out[i] = [entity_value(logp, t) for t in self.targets]
-        return out
-
-# %% ../nbs/08_explain.ipynb #3fbc3289
-def _entity_name(pred:dict, ent:dict) -> str:
-    return f"{ent['label']} '{' '.join(pred['words'][ent['start_word']:ent['end_word'] + 1])}'"
-
-def entity_targets(skill:Skill, pred:dict, why_not=None) -> list[dict]:
-    "What to explain in one predicted sentence: its entities, then the words of `why_not`"
-    l2i, words = skill.task.label2id, pred['words']
-    targets = [dict(kind='entity', name=_entity_name(pred, e),
-                    start_word=e['start_word'], end_word=e['end_word'],
-                    tag_ids=[l2i[t] for t in pred['tags'][e['start_word']:e['end_word'] + 1]]) for e in pred['entities']]
-    inside = {k for e in pred['entities'] for k in range(e['start_word'], e['end_word'] + 1)}
-    if why_not is True: why_not = [k for k in range(len(words)) if k not in inside]
-    for w in why_not or []:
-        if isinstance(w, str):
-            if w not in words: raise ConfigError(f"why_not: {w!r} is not a word of {pred['text']!r} (its words: {' '.join(words)})")
-            w = words.index(w)
-        if not 0 <= w < len(words): raise ConfigError(f"why_not: word {w} is out of range for a text of {len(words)} words")
-        if w in inside: raise ConfigError(f"why_not: {words[w]!r} is part of a predicted entity; it is explained as one")
-        targets.append(dict(kind='not', name=f"not an entity: '{words[w]}'", word=w, o_id=l2i['O']))
-    return targets
-
 # %% ../nbs/08_explain.ipynb #57874a04
-def _masker(skill, words:bool):
+def _masker(skill):
     "shap's Text masker: on the skill's tokens as shap builds it for a pipeline, or on whole words, one mask token each"
-    if not words: return shap.maskers.Text(skill.tokenizer)
     tok = skill.tokenizer
+    if not skill.task.explain_words: return shap.maskers.Text(tok)
     return shap.maskers.Text(Words(), mask_token=tok.mask_token or tok.unk_token or '...', collapse_mask_token=False)
 
-def _explain_classes(skill, texts, max_evals, bs, output, precision):
-    explainer = shap.Explainer(ClassModel(skill, output, bs, precision), _masker(skill, False),
+def _explain_together(skill, texts, max_evals, bs, output, precision):
+    "Every label an output: one explainer over all the texts"
+    explainer = shap.Explainer(SkillModel(skill, None, output, bs, precision), _masker(skill),
                                output_names=list(skill.task.labels), algorithm='partition')
     return explainer(list(texts), max_evals=max_evals, batch_size=bs, silent=True)
 
-def _explain_entities(skill, text, max_evals, bs, why_not, precision):
-    words = split_words(text)[0] if isinstance(text, str) else list(text)
-    if not words: raise ConfigError(f"nothing to explain in {text!r}: it has no words")
-    pred = skill.predict([words], bs=bs)[0]
-    targets = entity_targets(skill, pred, why_not)
+def _explain_one(skill, text, max_evals, bs, output, why_not, precision, strict):
+    "The outputs of one text's prediction (its entities, say), explained on their own"
+    pred = skill.predict([text], bs=bs)[0]
+    targets = skill.task.explain_targets(pred, why_not, strict)
     if not targets: return None
-    explainer = shap.Explainer(EntityModel(skill, targets, bs, precision), _masker(skill, True), output_names=[t['name'] for t in targets], algorithm='partition')
-    e = explainer([' '.join(words)], max_evals=max_evals, batch_size=bs, silent=True)[0]
+    explainer = shap.Explainer(SkillModel(skill, targets, output, bs, precision), _masker(skill),
+                               output_names=[t['name'] for t in targets], algorithm='partition')
+    e = explainer([skill.task.explain_text(pred)], max_evals=max_evals, batch_size=bs, silent=True)[0]
     e.prediction, e.targets = pred, targets
     return e
 
@@ -122,15 +82,20 @@ def explain(skill:Skill,                # a trained skill
             max_evals:int=500,          # model evaluations per text (shap's default)
             bs:int=64,                  # batch size of the model calls
             output:str='prob',          # classification: explain 'prob', 'logodds' or 'logit'
-            why_not=None,               # token tasks: words (or indices) to explain as "not an entity"; True: all
+            why_not=None,               # token tasks: words (or indices) to explain as "not an entity" (each in the texts that have it); True: all
             precision:str='auto'):      # 'auto' (bf16 where the hardware multiplies it natively), 'bf16' or 'no'
-    "SHAP explanations of a skill's predictions: per class for classification, per predicted entity for tagging"
+    "SHAP explanations of a skill's predictions: every label's score, or each predicted entity, as the task says"
     single = isinstance(texts, str)
     texts = [texts] if single else list(texts)
-    if isinstance(skill.task, TextClassification):
-        e = _explain_classes(skill, texts, max_evals, bs, output, precision)
+    if not skill.task.explain_per_text:
+        skill.task.explain_targets(None, why_not)          # (a task without per-text targets refuses `why_not`)
+        e = _explain_together(skill, texts, max_evals, bs, output, precision)
         return e[0] if single else e
-    out = [_explain_entities(skill, t, max_evals, bs, why_not, precision) for t in texts]
+    out = [_explain_one(skill, t, max_evals, bs, output, why_not, precision, strict=single) for t in texts]
+    if not single and isinstance(why_not, (list, tuple)):  # a word asked about must be a word of some text
+        named = {t.get('word_text') for e in out if e is not None for t in e.targets}
+        missing = [w for w in why_not if isinstance(w, str) and w not in named]
+        if missing: raise ConfigError(f"why_not: {missing[0]!r} is not a word of any text given")
     return out[0] if single else out
 
 # %% ../nbs/08_explain.ipynb #20598c48
@@ -193,7 +158,7 @@ def explanation_html(e:shap.Explanation,  # the explanation of one text
     parts = []
     if tgt:
         pred = e.prediction
-        ents = '; '.join(f"{html.escape(_entity_name(pred, x))} <b>{x['score']:.2f}</b>" for x in pred['entities'])
+        ents = '; '.join(f"{html.escape(t['name'])} <b>{x['score']:.2f}</b>" for t, x in zip(tgt, pred['entities']))
         parts.append(f"<p>{html.escape(pred['text'])}<br>entities: {ents or 'none'}</p>")
     else:
         fx = np.asarray(e.base_values) + np.asarray(e.values).sum(0)
@@ -265,7 +230,7 @@ def deletion_drops(skill:Skill,            # the explained skill
     j = _output_index(e, output)
     vals = np.asarray(e.values)[:, j]
     tgt = getattr(e, 'targets', None)
-    masker, model = _masker(skill, bool(tgt)), EntityModel(skill, tgt) if tgt else ClassModel(skill)
+    masker, model = _masker(skill), SkillModel(skill, tgt)
     text = ''.join(map(str, e.data))          # the explained text, from the pieces the masker cut it into
     free = np.flatnonzero(~masker.invariants(text)[0])
     top, rnd = free[np.argmax(vals[free])], np.random.default_rng(seed).choice(free)
@@ -292,12 +257,12 @@ def explorer(skill:Skill,            # a trained skill
         out.value = text_html(e, choice.index) + img
     def run(_=None):
         if not box.value.strip(): return
-        token = isinstance(skill.task, TokenClassification)
-        e = explain(skill, box.value, max_evals=max_evals, why_not=True if token else None)
+        per_text = skill.task.explain_per_text
+        e = explain(skill, box.value, max_evals=max_evals, why_not=True if per_text else None)
         state['e'] = e
         if e is None: out.value = '<p>No words to explain.</p>'; return
         choice.options = list(e.output_names)
-        choice.index = 0 if token else _output_index(e, None)
+        choice.index = 0 if per_text else _output_index(e, None)
         show()
     box.observe(run, 'value'); choice.observe(show, 'index')
     run()

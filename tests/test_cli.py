@@ -20,7 +20,7 @@ def test_saved_skill_loads_with_plain_peft(ner_skill):
     import torch
     from peft import PeftModel
     from transformers import AutoModelForTokenClassification
-    from agentflow.adapters import Skill
+    from agentflow.skill import Skill
     skill = Skill.load(ner_skill)
     base = AutoModelForTokenClassification.from_pretrained(skill.backbone, num_labels=len(skill.task.labels))
     plain = PeftModel.from_pretrained(base, ner_skill).eval()
@@ -43,6 +43,71 @@ def test_predict_conll_gives_every_word_of_a_700_word_text_a_tag(ner_skill, tmp_
     rows = [l.split(' ') for l in blocks[0].splitlines()]
     assert [w for w, _ in rows] == words
     assert len(blocks[1].splitlines()) == 4
+    assert 'Token indices sequence length' not in r.stderr     # windows handle long texts: no tokenizer warning
+
+def test_predict_file_gives_one_tagged_line_per_word(ner_skill, wnut_files, tmp_path):
+    from agentflow.data import read_conll
+    sents = read_conll(wnut_files['test'], columns=(0, -1))['tokens']
+    (tmp_path/'raw.txt').write_text('\n'.join(' '.join(s) for s in sents) + '\n')
+    for extra in ([], ['--pretokenized']):
+        r = run_cli('predict', ner_skill, '--file', tmp_path/'raw.txt', '--format', 'conll', *extra)
+        assert r.returncode == 0, r.stderr
+        got = [[l.rsplit(' ', 1)[0] for l in b.splitlines()] for b in r.stdout.strip().split('\n\n')]
+        assert len(got) == len(sents)
+        if extra: assert got == sents                            # the user's words, exactly
+        else: assert sum(g == s for g, s in zip(got, sents)) >= 0.95 * len(sents), [(g, s) for g, s in zip(got, sents) if g != s]
+    r = run_cli('predict', ner_skill, '--file', wnut_files['test'], '--conll', '--format', 'conll')
+    assert r.returncode == 0, r.stderr
+    assert [[l.rsplit(' ', 1)[0] for l in b.splitlines()] for b in r.stdout.strip().split('\n\n')] == sents
+    r = run_cli('predict', ner_skill, "Bitar 's goal , 2-1 @user #tag", '--format', 'conll')
+    assert [l.split(' ')[0] for l in r.stdout.split('\n') if l] == ['Bitar', "'s", 'goal', ',', '2-1', '@user', '#tag']
+
+def test_train_into_an_empty_folder(wnut_files, tmp_path):
+    out = tmp_path/'made-first'; out.mkdir()
+    r = run_cli('train', '--train', wnut_files['train'], '--valid', wnut_files['valid'], '--max-train', 32, '--epochs', 1, '--out', out)
+    assert r.returncode == 0, r.stderr
+    assert (out/'skill.json').exists() and (out/'metrics.json').exists()
+
+def _write_types(ds, path, jsonl=False):
+    "WNUT-2016 tweets labelled with the set of entity types they mention (a derived multi-label task)"
+    rows = [(' '.join(t), sorted({g[2:] for g in tags if g != 'O'})) for t, tags in zip(ds['tokens'], ds['tags'])]
+    if jsonl: path.write_text(''.join(json.dumps(dict(text=t, label=l)) + '\n' for t, l in rows))
+    else: path.write_text('text\tlabel\n' + ''.join(f"{t}\t{'|'.join(l)}\n" for t, l in rows))
+    return path
+
+def test_train_multilabel_end_to_end(tmp_path):
+    from agentflow.data import wnut16
+    dsd = wnut16()
+    train = _write_types(dsd['train'].select(range(300)), tmp_path/'train.tsv')
+    test = _write_types(dsd['test'].select(range(80)), tmp_path/'test.jsonl', jsonl=True)
+    out = tmp_path/'types'
+    r = run_cli('train', '--task', 'multilabel', '--train', train, '--test', test, '--epochs', 1, '--lr', 2e-3,
+                '--threshold', 0.3, '--out', out)
+    assert r.returncode == 0, r.stderr
+    assert 'micro-F1' in r.stdout
+    m = json.loads((out/'metrics.json').read_text())
+    assert {'micro_f1', 'macro_f1', 'subset_accuracy', 'per_label'} <= set(m['test'])
+    assert json.loads((out/'skill.json').read_text())['task_settings'] == {'threshold': 0.3}
+    r = run_cli('evaluate', out, '--test', test, '--json')
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)['micro_f1'] == pytest.approx(m['test']['micro_f1'], abs=1e-6)
+    r = run_cli('evaluate', out, '--test', test, '--perturb', 'lower,drop')
+    assert r.returncode == 0, r.stderr
+    assert [l.split()[0] for l in r.stdout.splitlines()[2:]] == ['clean', 'lower', 'word']
+    r = run_cli('predict', out, 'Justin Bieber in Toronto', 'nothing here')
+    assert r.returncode == 0, r.stderr
+    preds = [json.loads(l) for l in r.stdout.splitlines()]
+    assert len(preds) == 2 and all(set(p['labels']) <= set(p['scores']) for p in preds)
+    assert all(p['scores'][l] >= 0.3 for p in preds for l in p['labels'])
+    r = run_cli('explain', out, 'Justin Bieber in Toronto', '--max-evals', 60, '--json')
+    assert r.returncode == 0, r.stderr
+    e = json.loads(r.stdout)
+    assert [o['output'] for o in e['outputs']] == json.loads((out/'skill.json').read_text())['labels']
+    r = run_cli('predict', out, 'hi', '--format', 'conll')
+    assert r.returncode == 2 and '--format conll is not available for a multilabel skill' in r.stderr
+    (tmp_path/'bad.jsonl').write_text('{"text": "a", "label": ["person"]}\n{"text": "b", "label": 7}\n')
+    r = run_cli('evaluate', out, '--test', tmp_path/'bad.jsonl')
+    assert r.returncode == 2 and "bad.jsonl:2 (column label): expected labels separated by '|' or a JSON list" in r.stderr
 
 def test_predict_json_offsets_point_into_the_text(ner_skill):
     r = run_cli('predict', ner_skill, 'Justin Bieber and Selena Gomez in Toronto', 'nothing here')
