@@ -167,23 +167,20 @@ def robust_callbacks(adv:str|None=None,    # 'fgm', 'pgd' or None
 
 # %% ../nbs/07_robust.ipynb #a3deed89
 class Perturbation:
-    "Base of perturbations: `words(words, tags, rng)` returns new words and tags (tags are None for texts)"
-    ner_only = False
+    "Base of perturbations: `words(words, tags, rng)` returns new words and tags (tags are None where words carry none)"
+    key = ''    # its name in `PERTURBATIONS` and in a task's `perturbations`
     name = ''
     def __repr__(self): return self.name
 
-    def __call__(self, ds:Dataset, seed:int=0) -> Dataset:
-        "`ds` with every example perturbed, seeded by `seed` and the example's index"
-        ner = 'tokens' in ds.column_names
-        if self.ner_only and not ner: raise ConfigError(f"the perturbation '{self.name}' needs NER data (tokens and tags)")
+    def __call__(self, ds:Dataset, seed:int=0, task=None) -> Dataset:
+        "`ds` with every example perturbed, seeded by `seed` and the example's index; `task` gives the words (default: by the data's columns)"
+        task = task or Task.of_data(ds)
+        if self.key not in task.perturbations:
+            raise ConfigError(f"the perturbation '{self.name}' does not apply to {task.kind} data (it has: {', '.join(task.perturbations)})")
         def one(ex, i):
-            rng = random.Random(seed * 1_000_003 + i)
-            if ner:
-                words, tags = self.words(list(ex['tokens']), list(ex['tags']), rng)
-                return dict(tokens=words, tags=tags)
-            words, _ = self.words(ex['text'].split(), None, rng)
-            return dict(text=' '.join(words))
-        return Dataset.from_list([{**ex, **one(ex, i)} for i, ex in enumerate(ds)])
+            words, tags = task.words_of(ex)
+            return task.with_words(ex, *self.words(words, tags, random.Random(seed * 1_000_003 + i)))
+        return Dataset.from_list([one(ex, i) for i, ex in enumerate(ds)])
 
 # %% ../nbs/07_robust.ipynb #2043f406
 _ROWS = ('qwertyuiop', 'asdfghjkl', 'zxcvbnm')
@@ -221,6 +218,7 @@ def typo_word(word:str, rate:float, rng) -> str:
 
 class Typos(Perturbation):
     "Character typos in every word at `rate` per letter"
+    key = 'typos'
     def __init__(self, rate:float=0.05): # the chance that a letter is hit
         store_attr(); self.name = f'typos {rate:.0%}'
     def words(self, words, tags, rng): return [typo_word(w, self.rate, rng) for w in words], tags
@@ -230,11 +228,12 @@ class Casing(Perturbation):
     "Every word in lower case (`mode='lower'`) or upper case (`mode='upper'`)"
     def __init__(self, mode:str='lower'):
         if mode not in ('lower', 'upper'): raise ConfigError(f"casing mode must be 'lower' or 'upper', not {mode!r}")
-        store_attr(); self.name = f'{mode} case'
+        store_attr(); self.name, self.key = f'{mode} case', mode
     def words(self, words, tags, rng): return [getattr(w, self.mode)() for w in words], tags
 
 class WordDropout(Perturbation):
     "Drop each word (for NER: each word outside an entity) with probability `rate`"
+    key = 'drop'
     def __init__(self, rate:float=0.1): # the chance that a word is dropped
         store_attr(); self.name = f'word dropout {rate:.0%}'
     def words(self, words, tags, rng):
@@ -245,7 +244,7 @@ class WordDropout(Perturbation):
 # %% ../nbs/07_robust.ipynb #1854ba1c
 class EntitySwap(Perturbation):
     "Replace each entity by a different one of the same type, drawn from `entities` (type -> list of word tuples)"
-    ner_only, name = True, 'entity swap'
+    key, name = 'swap', 'entity swap'
     def __init__(self, entities:dict[str, list[tuple]]): self.entities = {k: sorted(set(v)) for k, v in entities.items()}
 
     @classmethod
@@ -272,7 +271,7 @@ class EntitySwap(Perturbation):
 PERTURBATIONS = ('typos', 'lower', 'upper', 'drop', 'swap')
 
 def make_perturbations(names:str|list='all',   # 'all', or names from PERTURBATIONS (a list or a comma list)
-                       ner:bool=True,           # whether the data is NER (entity swap only applies there)
+                       task:Task|None=None,     # the task, which says which apply (default: all of them)
                        train:Dataset|None=None, # training data, for entity swap
                        typo_rate:float=0.05,    # letters hit by typos
                        drop_rate:float=0.1      # words dropped
@@ -282,12 +281,15 @@ def make_perturbations(names:str|list='all',   # 'all', or names from PERTURBATI
     names = list(PERTURBATIONS) if every else [n.strip() for n in (names.split(',') if isinstance(names, str) else names) if n.strip()]
     for n in names:
         if n not in PERTURBATIONS: raise ConfigError(f"unknown perturbation '{n}': expected all or some of {', '.join(PERTURBATIONS)}")
-    if 'swap' in names and not every:
-        if not ner: raise ConfigError("the perturbation 'swap' is for NER data")
-        if train is None: raise ConfigError("the perturbation 'swap' needs the training data to draw entities from (--train F)")
+    allowed = task.perturbations if task is not None else PERTURBATIONS
+    if every: names = [n for n in names if n in allowed]
+    for n in names:
+        if n not in allowed: raise ConfigError(f"the perturbation '{n}' does not apply to a {task.kind} task (it has: {', '.join(allowed)})")
+    if 'swap' in names and not every and train is None:
+        raise ConfigError("the perturbation 'swap' needs the training data to draw entities from (--train F)")
     make = dict(typos=lambda: Typos(typo_rate), lower=lambda: Casing('lower'), upper=lambda: Casing('upper'),
                 drop=lambda: WordDropout(drop_rate), swap=lambda: EntitySwap.from_dataset(train))
-    return [make[n]() for n in names if n != 'swap' or (ner and train is not None)]
+    return [make[n]() for n in names if n != 'swap' or train is not None]
 
 # %% ../nbs/07_robust.ipynb #58b9a379
 class RobustnessReport:
@@ -312,8 +314,6 @@ class RobustnessReport:
         return dict(metric=self.metric, scores=self.table.reset_index().to_dict('records'),
                     examples={k: dict(before=b, after=a) for k, (b, a) in self.examples.items()})
 
-def _text_of(ex) -> str: return ' '.join(ex['tokens']) if 'tokens' in ex else ex['text']
-
 def robustness_report(skill:Skill,            # the skill to test
                       ds:Dataset,             # labelled data (the test split)
                       perturbations='all',    # 'all', names (see `make_perturbations`) or `Perturbation`s
@@ -321,18 +321,17 @@ def robustness_report(skill:Skill,            # the skill to test
                       seed:int=0,             # the perturbations' seed
                       bs:int=64) -> RobustnessReport:
     "The skill's metric on clean `ds` and under each perturbation"
-    ner = isinstance(skill.task, TokenClassification)
+    task = skill.task
     if not isinstance(perturbations, (list, tuple)) or all(isinstance(p, str) for p in perturbations):
-        perturbations = make_perturbations(perturbations, ner, train)
-    metric = skill.task.main_metric
-    cols = ['f1', 'precision', 'recall'] if ner else ['macro_f1', 'accuracy']
-    rows, examples, before = {}, {}, [_text_of(e) for e in ds]
+        perturbations = make_perturbations(perturbations, task, train)
+    metric, cols = task.main_metric, list(task.report_columns)
+    rows, examples, before = {}, {}, [task.text_of(e) for e in ds]
     for p in [None] + list(perturbations):
-        data = ds if p is None else p(ds, seed)
+        data = ds if p is None else p(ds, seed, task)
         m = skill.evaluate(data, bs)
         row = {c: m[c] for c in cols}
         if p is not None:
-            after = [_text_of(e) for e in data]
+            after = [task.text_of(e) for e in data]
             changed = [i for i, (b, a) in enumerate(zip(before, after)) if b != a]
             row['changed'] = len(changed) / max(len(ds), 1)
             if changed: examples[p.name] = (before[changed[0]], after[changed[0]])

@@ -34,6 +34,7 @@ class Task:
     explain_words:bool = False  # explanations mask whole words (True) or the tokenizer's pieces (False)
     explain_per_text:bool = False # explanation outputs depend on each text's prediction (entities), or are the labels
     formats:tuple = ('json',)   # output formats of `agentflow predict`
+    input_col:str = ''          # the column its examples' inputs are in (`tokens`, `text`)
     cli_options:dict = {}       # {'--flag': ('read' or 'task', argparse keyword arguments)}: the flags this kind adds
     registry = {}
     def __init_subclass__(cls, **kwargs):
@@ -47,6 +48,13 @@ class Task:
         self.id2label = dict(enumerate(self.labels))
 
     labels_from = staticmethod(labels_of)   # the label set of a training split, in a stable order
+
+    @staticmethod
+    def of_data(ds) -> type:
+        "The kind of task whose examples `ds` holds, found by its input column (for helpers given only data)"
+        for cls in Task.registry.values():
+            if cls.input_col in ds.column_names: return cls
+        raise DataError(f"the data has none of the input columns {', '.join(c.input_col for c in Task.registry.values())} (it has: {', '.join(ds.column_names)})")
 
     @property
     def settings(self) -> dict:
@@ -149,7 +157,7 @@ def _word_spans(text:str):
 
 class TokenClassification(Task):
     "Label each word (NER, chunking, POS): IOB2 tags, entity-level metrics"
-    kind, peft_task_type, auto_model = 'ner', 'TOKEN_CLS', AutoModelForTokenClassification
+    kind, peft_task_type, auto_model, input_col = 'ner', 'TOKEN_CLS', AutoModelForTokenClassification, 'tokens'
     main_metric, report_columns = 'f1', ('f1', 'precision', 'recall')
     perturbations = ('typos', 'lower', 'upper', 'drop', 'swap')
     explain_words, explain_per_text, formats = True, True, ('json', 'conll')
@@ -238,9 +246,12 @@ class TokenClassification(Task):
 
     def examples_of(self, ds, n:int) -> list: return [list(t) for t in ds['tokens'][:n]]
     def examples_html(self, preds:list[dict]) -> str: return ''.join(f'<p>{highlight_entities(p)}</p>' for p in preds)
-    def text_of(self, ex) -> str: return ' '.join(ex['tokens'])
-    def words_of(self, ex) -> tuple[list, list]: return list(ex['tokens']), list(ex['tags'])
-    def with_words(self, ex, words, tags) -> dict: return dict(ex, tokens=words, tags=tags)
+    @staticmethod
+    def text_of(ex) -> str: return ' '.join(ex['tokens'])
+    @staticmethod
+    def words_of(ex) -> tuple[list, list]: return list(ex['tokens']), list(ex['tags'])
+    @staticmethod
+    def with_words(ex, words, tags) -> dict: return dict(ex, tokens=words, tags=tags)
 
     def explain_targets(self, pred:dict, why_not=None, strict:bool=True) -> list[dict]:
         "What to explain in one predicted sentence: its entities, then the words of `why_not` (strings, indices, or True: all)"
@@ -281,7 +292,7 @@ _TABLE_OPTIONS = {'--text-col': ('read', dict(default='text', help='classify, mu
 
 class TextClassification(Task):
     "Label each text (sentiment, topic, intent): accuracy, macro-F1 and per-label scores"
-    kind, peft_task_type, auto_model = 'classify', 'SEQ_CLS', AutoModelForSequenceClassification
+    kind, peft_task_type, auto_model, input_col = 'classify', 'SEQ_CLS', AutoModelForSequenceClassification, 'text'
     main_metric, report_columns = 'macro_f1', ('macro_f1', 'accuracy')
     cli_options = _TABLE_OPTIONS
 
@@ -350,9 +361,12 @@ class TextClassification(Task):
         rows = ''.join(f"<tr><td style='text-align:left'>{html.escape(p['text'])}</td>" +
                        ''.join(f'<td>{html.escape(c)}</td>' for c in self._cells(p)) + '</tr>' for p in preds)
         return f'<table><tr><th>text</th><th>label</th><th>score</th></tr>{rows}</table>'
-    def text_of(self, ex) -> str: return ex['text']
-    def words_of(self, ex) -> tuple[list, None]: return ex['text'].split(), None
-    def with_words(self, ex, words, tags=None) -> dict: return dict(ex, text=' '.join(words))
+    @staticmethod
+    def text_of(ex) -> str: return ex['text']
+    @staticmethod
+    def words_of(ex) -> tuple[list, None]: return ex['text'].split(), None
+    @staticmethod
+    def with_words(ex, words, tags=None) -> dict: return dict(ex, text=' '.join(words))
 
     def explain_targets(self, pred=None, why_not=None, strict:bool=True) -> None:
         "Every label is an output of the explanation, and texts are explained together"
