@@ -14,7 +14,9 @@ from seqeval.metrics.sequence_labeling import get_entities
 from .core import *
 from .tasks import *
 from .adapters import *
+from .callback import *
 from .learner import *
+from .speed import FastDropout
 
 # %% auto #0
 __all__ = ['PERTURBATIONS', 'EmbeddingHook', 'example_norms', 'unit', 'project', 'perturbed_loss', 'EmbeddingAttack', 'FGM',
@@ -122,7 +124,7 @@ def symmetric_kl(logits_a:torch.Tensor, logits_b:torch.Tensor, mask:torch.Tensor
 
 class RDrop(Callback):
     "R-Drop: two dropout passes per batch; loss ½(L₁ + L₂) + alpha·symmetric KL between their predictions"
-    order = -10                      # before the `Recorder` reads the loss
+    run_before = Recorder            # the Recorder records the loss this callback makes
     def __init__(self, alpha:float=1.0): # the weight of the KL term
         store_attr()
     def after_loss(self):
@@ -139,7 +141,6 @@ def smoothed_cross_entropy(logits:torch.Tensor, labels:torch.Tensor, eps:float=0
 
 class LabelSmoothing(Callback):
     "Train with cross-entropy against (1-eps)·one-hot + eps/K; validate with the plain loss"
-    order = -20                      # before any callback that computes a loss
     def __init__(self, eps:float=0.1): # the probability mass spread over all classes
         if not 0 <= eps < 1: raise ConfigError(f"label smoothing must be in [0, 1), not {eps}")
         store_attr()
