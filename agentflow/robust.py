@@ -13,14 +13,15 @@ from fastcore.basics import store_attr
 from seqeval.metrics.sequence_labeling import get_entities
 from .core import *
 from .tasks import *
-from .adapters import *
+from .skill import *
+from .callback import *
 from .learner import *
+from .speed import FastDropout
 
 # %% auto #0
 __all__ = ['PERTURBATIONS', 'EmbeddingHook', 'example_norms', 'unit', 'project', 'perturbed_loss', 'EmbeddingAttack', 'FGM',
-           'set_dropout', 'PGD', 'symmetric_kl', 'RDrop', 'smoothed_cross_entropy', 'LabelSmoothing',
-           'robust_callbacks', 'Perturbation', 'typo_word', 'Typos', 'Casing', 'WordDropout', 'EntitySwap',
-           'make_perturbations', 'RobustnessReport', 'robustness_report']
+           'set_dropout', 'PGD', 'RDrop', 'LabelSmoothing', 'robust_callbacks', 'Perturbation', 'typo_word', 'Typos',
+           'Casing', 'WordDropout', 'EntitySwap', 'make_perturbations', 'RobustnessReport', 'robustness_report']
 
 # %% ../nbs/07_robust.ipynb #586d3fa0
 class EmbeddingHook:
@@ -114,36 +115,25 @@ class PGD(EmbeddingAttack):
         return delta
 
 # %% ../nbs/07_robust.ipynb #91c14cf7
-def symmetric_kl(logits_a:torch.Tensor, logits_b:torch.Tensor, mask:torch.Tensor|None=None) -> torch.Tensor:
-    "½(KL(p‖q) + KL(q‖p)) between the class distributions of two logit tensors, averaged over the rows in `mask`"
-    la, lb = logits_a.float().log_softmax(-1), logits_b.float().log_softmax(-1)
-    kl = 0.5 * (F.kl_div(lb, la, log_target=True, reduction='none') + F.kl_div(la, lb, log_target=True, reduction='none')).sum(-1)
-    return (kl[mask] if mask is not None else kl).mean()
-
 class RDrop(Callback):
     "R-Drop: two dropout passes per batch; loss ½(L₁ + L₂) + alpha·symmetric KL between their predictions"
-    order = -10                      # before the `Recorder` reads the loss
+    run_before = Recorder            # the Recorder records the loss this callback makes
     def __init__(self, alpha:float=1.0): # the weight of the KL term
         store_attr()
     def after_loss(self):
         learn = self.learn
         pred2 = learn.forward_batch(learn.batch)
         labels = learn.batch['labels']
-        self.kl = symmetric_kl(learn.pred, pred2, labels != -100)
+        self.kl = learn.task.divergence(learn.pred, pred2, labels)
         learn.loss = (learn.loss + learn.loss_func(pred2, labels)) / 2 + self.alpha * self.kl
 
 # %% ../nbs/07_robust.ipynb #3439b956
-def smoothed_cross_entropy(logits:torch.Tensor, labels:torch.Tensor, eps:float=0.1) -> torch.Tensor:
-    "Mean cross-entropy against labels smoothed by `eps`, over positions whose label is not -100"
-    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), labels.reshape(-1), ignore_index=-100, label_smoothing=eps)
-
 class LabelSmoothing(Callback):
     "Train with cross-entropy against (1-eps)·one-hot + eps/K; validate with the plain loss"
-    order = -20                      # before any callback that computes a loss
     def __init__(self, eps:float=0.1): # the probability mass spread over all classes
         if not 0 <= eps < 1: raise ConfigError(f"label smoothing must be in [0, 1), not {eps}")
         store_attr()
-    def loss(self, logits, labels): return smoothed_cross_entropy(logits, labels, self.eps)
+    def loss(self, logits, labels): return self.learn.task.loss(logits, labels, label_smoothing=self.eps)
     def before_epoch(self): self.learn.loss_func = self.loss
     def after_train(self): self.learn.__dict__.pop('loss_func', None)
     def after_fit(self): self.learn.__dict__.pop('loss_func', None)
