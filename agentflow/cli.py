@@ -23,8 +23,17 @@ def _log(msg): print(msg, file=sys.stderr)
 
 def _train_layers(s:str): return s if s in ('all', 'head') else int(s) if s.lstrip('-').isdigit() else s
 
+def _kind_flags(a, cls) -> tuple[dict, dict]:
+    "The flags of kind `cls`; a flag of another kind given a value is an error, not silently ignored"
+    for other in Task.registry.values():
+        for flag, (_, kw) in other.cli_options.items():
+            dest = flag.lstrip('-').replace('-', '_')
+            if flag not in cls.cli_options and getattr(a, dest, kw.get('default')) != kw.get('default'):
+                raise ConfigError(f"{flag} is not a flag of a {cls.kind} task (it takes: {', '.join(cls.cli_options) or 'none'})")
+    return cls.from_cli(a)
+
 def cmd_train(a) -> int:
-    read, task_args = Task.registry[a.task].from_cli(a)
+    read, task_args = _kind_flags(a, Task.registry[a.task])
     cfg = TrainConfig(train=a.train, out=a.out, task=a.task, valid=a.valid, test=a.test, read=read, task_args=task_args,
                       encoding=a.encoding, model=a.model, peft=a.peft, train_layers=_train_layers(a.train_layers), r=a.r,
                       alpha=a.alpha, epochs=a.epochs, bs=a.bs, lr=a.lr, max_length=a.max_length, seed=a.seed,
@@ -39,7 +48,7 @@ def cmd_train(a) -> int:
 
 def _read(skill:Skill, a, path):
     "Read `path` with the skill's task, using the task's flags in `a`"
-    read, _ = type(skill.task).from_cli(a)
+    read, _ = _kind_flags(a, type(skill.task))
     return skill.task.read(path, encoding=a.encoding, **read)
 
 def cmd_evaluate(a) -> int:
@@ -92,7 +101,7 @@ def cmd_explain(a) -> int:
     exps = explain(skill, list(a.text), a.max_evals, a.bs, output=a.output, why_not=a.why_not)
     exps = [exps[i] for i in range(len(a.text))]
     for t, e in zip(a.text, exps):
-        s = explanation_summary(e, a.top) if e is not None else dict(text=t, prediction=[], outputs=[])
+        s = explanation_summary(e, a.top, skill.task) if e is not None else dict(text=t, prediction=[], outputs=[])
         print(json.dumps(s, ensure_ascii=False) if a.json else '\n'.join(summary_lines(s)))
     if a.html:
         with atomic_write(a.html) as f: f.write(explanations_report(exps))

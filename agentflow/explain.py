@@ -173,14 +173,15 @@ def explanations_report(exps:list, title:str='agentflow explanations', **kwargs)
     "A self-contained HTML page with `explanation_html` for each explanation (None: a text without entities)"
     sections = []
     for i, e in enumerate(exps):
-        if e is None: sections.append((f'Text {i + 1}', '<p>No entity predicted, nothing to explain.</p>')); continue
+        if e is None: sections.append((f'Text {i + 1}', '<p>Nothing to explain: the prediction has no outputs of its own (no entity).</p>')); continue
         sections.append((f'Text {i + 1}', explanation_html(e, **kwargs)))
     return html_report(title, sections)
 
 # %% ../nbs/08_explain.ipynb #928fa6a1
 def explanation_summary(e:shap.Explanation,  # the explanation of one text
-                        top:int=5) -> dict:   # features per output
-    "One explanation as plain data: the text, and per output its base value, value and strongest features"
+                        top:int=5,            # features per output
+                        task=None) -> dict:   # the skill's task, which names the prediction from the outputs; default: the highest output
+    "One explanation as plain data: the text, the prediction, and per output its base value, value and strongest features"
     vals, base = np.asarray(e.values), np.asarray(e.base_values)
     outs = []
     for j, name in enumerate(e.output_names):
@@ -188,12 +189,14 @@ def explanation_summary(e:shap.Explanation,  # the explanation of one text
         outs.append(dict(output=str(name), base=float(base[j]), value=float(base[j] + vals[:, j].sum()),
                          features=[[str(e.data[i]).strip(), round(float(vals[i, j]), 6)] for i in order if str(e.data[i]).strip()]))
     tgt = getattr(e, 'targets', None)
-    pred = [t['name'] for t in tgt if t['kind'] == 'entity'] if tgt else str(e.output_names[_output_index(e, None)])
+    if tgt: pred = [t['name'] for t in tgt if t['kind'] == 'entity']
+    elif task is not None: pred = task.explained_prediction([str(n) for n in e.output_names], base + vals.sum(0))
+    else: pred = str(e.output_names[_output_index(e, None)])
     return dict(text=''.join(map(str, e.data)).strip(), prediction=pred, outputs=outs)
 
 def summary_lines(s:dict, output:str|None=None) -> list[str]:
     "Readable lines for one `explanation_summary`: the text, then one line per output (or only `output`)"
-    pred = s['prediction'] if isinstance(s['prediction'], str) else ', '.join(s['prediction']) or 'no entity'
+    pred = s['prediction'] if isinstance(s['prediction'], str) else ', '.join(s['prediction']) or 'none'
     lines = [f"{s['text']!r} -> {pred}"]
     for o in s['outputs']:
         if output is not None and o['output'] != output: continue

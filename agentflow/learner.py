@@ -25,7 +25,7 @@ class Learner:
     def __init__(self, skill:Skill,            # the skill to train
                  dls:DataLoaders,              # its data
                  cbs:list|None=None,           # callbacks besides the default `Recorder` and `ProgressBar`
-                 lr:float=5e-4,                # peak learning rate
+                 lr:float|None=None,           # peak learning rate (default: `default_lr` of the skill's adapter)
                  wd:float=0.01,                # weight decay of weight matrices
                  warmup:float=0.1,             # fraction of the steps spent warming up from 0 to `lr`
                  head_lr_mult:float=10.,       # the task head's learning rate is `lr` times this
@@ -38,6 +38,7 @@ class Learner:
                  log=print):                   # where epoch lines and notices go
         store_attr(but='cbs')
         if mixed_precision != 'fp16': self.mixed_precision = resolve_precision(mixed_precision)
+        if lr is None: self.lr = default_lr(skill.peft)
         self.accelerator = make_accelerator(self.mixed_precision, cpu)
         self.grad_accum, self.epoch, self.start_epoch, self.n_epoch = 1, 0, 0, 0
         self.own_precision = False             # True while a callback runs the model in its own precision
@@ -182,9 +183,9 @@ def evaluate(self:Learner, split:str='test') -> dict:
     return res
 
 @patch
-def predict(self:Learner, texts, bs:int=32) -> list[dict]:
-    "Predict raw texts with the skill"
-    return self.skill.predict(texts, bs)
+def predict(self:Learner, texts, bs:int=32, **kwargs) -> list[dict]:
+    "Predict raw texts with the skill (keyword arguments go to `Skill.predict`: precision, pretokenized)"
+    return self.skill.predict(texts, bs, **kwargs)
 
 # %% ../nbs/05a_learner.ipynb #fcbb30c6
 class Recorder(Callback):

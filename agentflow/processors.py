@@ -35,11 +35,11 @@ class Encoded:
 # %% ../nbs/02_processors.ipynb #5b1a0002
 _ABBREV = 'mr|mrs|ms|dr|prof|st|mt|ft|jr|sr|inc|ltd|co|corp|vs|etc|no|vol|fig|al|gen|gov|sen|rep|rev|lt|col|capt|sgt|ave|calif|fla|mass|wash|jan|feb|mar|apr|jun|jul|aug|sep|sept|oct|nov|dec'
 _WHOLE = regex.compile(rf"""^(?:
-    (?:https?://|www\.)\S+ | [^@\s]+@[^@\s]+\.\w+        # URLs and e-mail addresses
+    (?:https?://|www\.)\S*[^\s.,;:!?)\]}}"”’»…] | [^@\s]+@[^@\s]+\.\w+   # URLs (not their closing punctuation), e-mail addresses
   | [@\#][\w\-]+                                        # @handles and #tags
   | &\#?\w+;                                            # HTML entities, as tweets carry them (&amp; &lt;)
   | [:;=8xX][-'^o]?[)(\]\[DPpOo/\\|3*]+ | [)(\]\[DPp][-'^o]?[:;=]   # emoticons :) ;-) :D
-  | [^\w\s]+                                            # punctuation and symbols only: ... !! -- ?! and emoji
+  | [^\w\s\p{{Extended_Pictographic}}\p{{Regional_Indicator}}]+   # punctuation and symbols only: ... !! -- ?!
   | \d{{1,2}}\.                                         # list numbers: 1. 12.
   | (?:\S*-)?(?:\p{{L}}\.){{2,}} | \p{{L}}{{1,2}}\. | (?i:{_ABBREV})\.   # abbreviations: U.S. then-U.S. J. St. Calif.
 )$""", regex.X | regex.V1)
@@ -54,7 +54,8 @@ def _peel(chunk:str) -> list[str]:
         if chunk[0] in _OPEN or _EMOJI.match(first): head.append(first); chunk = chunk[len(first):]; continue
         last = regex.findall(r'\X', chunk)[-1]
         if chunk[-1] in _CLOSE:
-            cut = regex.search(r'[^\w\s]+$', chunk).start()               # "Paris!!" -> Paris, !!
+            cut = regex.search(r'[^\w\s]+$', chunk).start()
+            if len(set(chunk[cut:])) > 1: cut = len(chunk) - 1                # "Paris!!" -> Paris, !!  but "c)." -> c, ), .
             if chunk[cut] == '.' and _WHOLE.match(chunk[:cut + 1]): cut += 1  # "U.S.)" -> U.S., )
             tail.insert(0, chunk[cut:]); chunk = chunk[:cut]; continue
         if _EMOJI.match(last): tail.insert(0, last); chunk = chunk[:-len(last)]; continue

@@ -5,7 +5,7 @@
 # %% ../nbs/10_recipes.ipynb #7ec10004
 from __future__ import annotations
 import html, inspect
-from dataclasses import dataclass, field, asdict
+from dataclasses import dataclass, field
 from pathlib import Path
 from datasets import DatasetDict
 from .core import *
@@ -19,12 +19,7 @@ from .reports import *
 from .robust import *
 
 # %% auto #0
-__all__ = ['DEMO', 'default_lr', 'TrainConfig', 'check_out', 'skill_report', 'train_skill', 'demo']
-
-# %% ../nbs/10_recipes.ipynb #7ec10007
-def default_lr(peft:str='lora') -> float: # 'lora', 'ia3', 'prompt' or 'none'
-    "The default peak learning rate: 5e-4 when an adapter trains, 5e-5 without one"
-    return 5e-5 if peft == 'none' else 5e-4
+__all__ = ['DEMO', 'TrainConfig', 'new_skill', 'make_learner', 'check_out', 'skill_report', 'train_skill', 'demo']
 
 # %% ../nbs/10_recipes.ipynb #7ec1000a
 def _bad(name:str, msg:str): raise ConfigError(f"{name}: {msg}")
@@ -33,7 +28,7 @@ def _bad(name:str, msg:str): raise ConfigError(f"{name}: {msg}")
 class TrainConfig:
     "Every setting of `train_skill`, checked when the config is made"
     train:str|Path|DatasetDict = None    # training file (the task's format), or a `DatasetDict` already read
-    out:str|Path = None                  # folder for the skill, metrics.json and report.html (new, empty, or an earlier skill)
+    out:str|Path|None = None             # folder for the skill, metrics.json and report.html (new, empty, or an earlier skill)
     task:str = 'ner'                     # the kind of task: ner, classify, multilabel
     valid:str|Path|None = None           # validation file; without it a tenth of train is held out
     test:str|Path|None = None            # test file, scored at the end
@@ -66,7 +61,6 @@ class TrainConfig:
 
     def __post_init__(self):
         if self.train is None: _bad('train', 'give a training file (or a DatasetDict)')
-        if self.out is None: _bad('out', 'give the folder to write the skill into')
         if self.task not in Task.registry: _bad('task', f"unknown task '{self.task}': expected one of {', '.join(Task.registry)}")
         if self.peft not in PEFT_METHODS: _bad('peft', f"unknown adapter '{self.peft}': expected one of {', '.join(PEFT_METHODS)}")
         if not (self.train_layers in ('all', 'head') or (isinstance(self.train_layers, int) and self.train_layers >= 0)):
@@ -86,6 +80,8 @@ class TrainConfig:
             known = [p for p in inspect.signature(fn).parameters if p not in skip]
             for k in getattr(self, name):
                 if k not in known: _bad(name, f"the {self.task} task takes {', '.join(known) or 'nothing'}, not '{k}'")
+        try: cls(['x'], **self.task_args)               # the task's own checks of its settings' values
+        except ConfigError as e: _bad('task_args', str(e))
 
     def robust_callbacks(self) -> list:
         "The adversarial and regularisation callbacks these settings ask for"
@@ -95,6 +91,16 @@ class TrainConfig:
     def peak_lr(self) -> float: return self.lr or default_lr(self.peft)
 
 # %% ../nbs/10_recipes.ipynb #7ec1000e
+def new_skill(cfg:TrainConfig, task:Task) -> Skill:
+    "A new skill for `task` with the config's backbone, adapter, layers, window and seed"
+    kw = dict(r=cfg.r, alpha=cfg.alpha) if cfg.peft == 'lora' else {}
+    return Skill.new(task, cfg.model, peft=cfg.peft, train=cfg.train_layers, max_length=cfg.max_length, seed=cfg.seed, **kw)
+
+def make_learner(cfg:TrainConfig, skill:Skill, dls, cbs:list, path=None, quiet:bool=False, log=print) -> Learner:
+    "The recipe's `Learner`: the config's learning rate, warm-up, head rate and precision, with callbacks `cbs`"
+    return Learner(skill, dls, lr=cfg.peak_lr, warmup=cfg.warmup, head_lr_mult=cfg.head_lr_mult,
+                   mixed_precision=resolve_precision(cfg.precision), path=path, quiet=quiet, log=log, cbs=cbs)
+
 def check_out(out:Path):
     "Refuse to replace a folder that holds something other than a skill or an interrupted run (an empty one is fine)"
     out = Path(out)
@@ -117,6 +123,7 @@ def skill_report(skill:Skill, metrics:dict, recorder, preds:list[dict]) -> str:
 def train_skill(cfg:TrainConfig,   # what to train, on which files, and how
                 log=print) -> dict: # where progress lines go
     "Fine-tune a skill on files and save it with `metrics.json` and `report.html` in `cfg.out`"
+    if cfg.out is None: _bad('out', 'give the folder to write the skill into')
     out = Path(cfg.out); check_out(out)
     robust = cfg.robust_callbacks()
     cls = Task.registry[cfg.task]
@@ -126,16 +133,14 @@ def train_skill(cfg:TrainConfig,   # what to train, on which files, and how
     task = cls(cls.labels_from(dsd['train']), **cfg.task_args)
     for split in ('valid', 'test'):   # every input problem is found before any work starts
         if split in dsd: task.check_labels(dsd[split])
-    kw = dict(r=cfg.r, alpha=cfg.alpha) if cfg.peft == 'lora' else {}
-    skill = Skill.new(task, cfg.model, peft=cfg.peft, train=cfg.train_layers, max_length=cfg.max_length, seed=cfg.seed, **kw)
+    skill = new_skill(cfg, task)
     split_note = getattr(cfg.train, 'split_note', None) or getattr(dsd, 'split_note', '')
     log(f"data: {split_note}" + (f", test {len(dsd['test'])}" if 'test' in dsd else ''))
     log(f"model: {skill}")
     dls = skill.dataloaders(dsd, bs=cfg.bs, seed=cfg.seed)
     set_seed(cfg.seed)
-    learn = Learner(skill, dls, lr=cfg.peak_lr, warmup=cfg.warmup, head_lr_mult=cfg.head_lr_mult,
-                    mixed_precision=resolve_precision(cfg.precision), path=out/'checkpoints', log=log,
-                    cbs=[GradientClip(1.0), EarlyStopping(patience=cfg.patience), SaveBest(), Checkpoint()] + robust)
+    learn = make_learner(cfg, skill, dls, [GradientClip(1.0), EarlyStopping(patience=cfg.patience), SaveBest(), Checkpoint()] + robust,
+                         path=out/'checkpoints', log=log)
     learn.fit(cfg.epochs, resume=cfg.resume)
     metrics = dict(valid=learn.evaluate('valid'))
     if 'test' in dsd: metrics['test'] = learn.evaluate('test')

@@ -8,7 +8,6 @@ import base64, html, io
 import numpy as np
 import pandas as pd
 from .core import *
-from .tasks import *
 
 # %% auto #0
 __all__ = ['report_table', 'confusion', 'plot_confusion', 'plot_per_label', 'fig_to_html', 'html_report']

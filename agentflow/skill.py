@@ -18,7 +18,7 @@ from .adapters import *
 import agentflow
 
 # %% auto #0
-__all__ = ['SKILL_FILE', 'Skill', 'check_model_path', 'load_tokenizer']
+__all__ = ['SKILL_FILE', 'Skill', 'check_model_path', 'load_tokenizer', 'default_lr']
 
 # %% ../nbs/04a_skill.ipynb #3629e291
 class Skill:
@@ -74,6 +74,11 @@ def load_tokenizer(name_or_path:str):
     if not tok.is_fast: raise ModelError(f"'{name_or_path}' has no fast tokenizer, which word alignment needs")
     return tok
 
+# %% ../nbs/04a_skill.ipynb #5c1a000a
+def default_lr(peft:str='lora') -> float: # 'lora', 'ia3', 'prompt' or 'none'
+    "The default peak learning rate: 5e-4 when an adapter trains, 5e-5 without one"
+    return 5e-5 if peft == 'none' else 5e-4
+
 # %% ../nbs/04a_skill.ipynb #c6e3023d
 SKILL_FILE = 'skill.json'
 
@@ -115,8 +120,7 @@ def load(cls:Skill, path:str|Path) -> Skill:
             warnings.simplefilter('ignore', FutureWarning)
             model = PeftModel.from_pretrained(task.head(backbone), str(path))
     model.eval()
-    return cls(task, model, tokenizer, meta['backbone'] if meta['backbone'] != 'default' else default_backbone(),
-               meta['peft'], meta.get('max_length', 128), meta.get('info', {}))
+    return cls(task, model, tokenizer, backbone, meta['peft'], meta.get('max_length', 128), meta.get('info', {}))
 
 # %% ../nbs/04a_skill.ipynb #95c7f275
 @patch

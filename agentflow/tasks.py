@@ -20,7 +20,8 @@ from .data import *
 from .processors import *
 
 # %% auto #0
-__all__ = ['Task', 'highlight_entities', 'TokenClassification', 'TextClassification', 'parse_labels', 'MultiLabelClassification']
+__all__ = ['TASK_CONTRACT', 'Task', 'highlight_entities', 'TokenClassification', 'TextClassification', 'parse_labels',
+           'MultiLabelClassification']
 
 # %% ../nbs/03_tasks.ipynb #8a2236fd
 class Task:
@@ -124,6 +125,35 @@ def dataloaders(self:Task, dsd:DatasetDict, tokenizer, bs:int=16, max_length:int
         loaders[split] = make_loader(enc, tokenizer.pad_token_id, bs if train else bs*2, shuffle=train, seed=seed,
                                       multiple=multiple, limit=max_length)
     return DataLoaders(self, loaders, encoded, dict(dsd))
+
+# %% ../nbs/03_tasks.ipynb #b7a10005
+def _supplied_by_each_kind(*args, **kwargs): raise NotImplementedError("a kind of task defines this method")
+
+def _contract(name:str, doc:str):
+    "A method of the `Task` contract: documented here, defined by each kind"
+    f = lambda self, *args, **kwargs: _supplied_by_each_kind()
+    f.__name__, f.__qualname__, f.__doc__ = name, f'Task.{name}', doc
+    return f
+
+TASK_CONTRACT = dict(
+    read="(static) Read one file of this kind into a `Dataset` with its columns and `loc` (file:line) per example",
+    unknown_labels="The first label in a `Dataset` outside the task's labels, with where it is (or None)",
+    encode="Encode a `Dataset` (or a dict of columns) into `Encoded` windows, labels checked and turned into ids",
+    score="The metric of per-example outputs against a labelled `Dataset`",
+    inputs="Raw texts to the columns `encode` takes, with the context `prediction` needs (word offsets)",
+    prediction="One example's answer: entities with offsets, a label with scores, a set of labels",
+    summary="(static) One line of a metrics dict's main scores",
+    format_prediction="One prediction as the command line prints it, in one of `formats`",
+    examples_of="The first n examples of a `Dataset`, as `Skill.predict` takes them",
+    examples_html="Example predictions as HTML for a report",
+    text_of="(static) One example as a line of text",
+    words_of="(static) One example's words, and its word-level tags (or None)",
+    with_words="(static) One example with new words (and tags)",
+    explain_targets="What an explanation of one prediction explains (a list of targets), or None: every label",
+    explain_inputs="Masked texts (as the explainer writes them) to the columns `encode` takes",
+    target_values="The explained value of each target (or each label) from one example's outputs",
+)
+for _name, _doc in TASK_CONTRACT.items(): setattr(Task, _name, _contract(_name, _doc))
 
 # %% ../nbs/03_tasks.ipynb #3aab9576
 _PALETTE = ['#fde68a', '#bfdbfe', '#bbf7d0', '#fecaca', '#ddd6fe', '#fbcfe8', '#c7d2fe', '#fed7aa', '#a5f3fc', '#d9f99d']
@@ -375,6 +405,10 @@ class TextClassification(Task):
 
     def explain_inputs(self, texts:list[str]) -> dict: return {'text': list(texts)}
 
+    def explained_prediction(self, names:list[str], values:np.ndarray) -> str:
+        "The prediction an explanation's outputs stand for: the label with the highest value"
+        return names[int(np.argmax(values))]
+
     def target_values(self, output:np.ndarray, targets=None, how:str='prob') -> np.ndarray:
         "Every label's probability ('prob'), log-odds ('logodds') or logit ('logit')"
         logits = torch.as_tensor(np.asarray(output)).double()
@@ -470,6 +504,10 @@ class MultiLabelClassification(TextClassification):
 
     def _cells(self, p:dict) -> tuple[str, str]:
         return ', '.join(p['labels']) or '(none)', ', '.join(f"{p['scores'][l]:.2f}" for l in p['labels'])
+
+    def explained_prediction(self, names:list[str], values:np.ndarray) -> list[str]:
+        "The labels whose explained probability reaches the threshold (with the default output, 'prob')"
+        return [n for n, v in zip(names, values) if v >= self.threshold]
 
     def target_values(self, output:np.ndarray, targets=None, how:str='prob') -> np.ndarray:
         "Every label's probability ('prob'), or its logit ('logodds' and 'logit' are the same for a sigmoid)"
