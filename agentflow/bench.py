@@ -247,8 +247,10 @@ def format_predict_report(rep:dict) -> str:
 def _explain_skill(path:str|None) -> Skill:
     if path is None: return Skill.new(TextClassification(['negative', 'neutral', 'positive']), peft='none', seed=0)
     skill = Skill.load(path)
-    if type(skill.task) is not TextClassification:   # the reference is shap over a softmax text-classification pipeline
-        raise ConfigError(f"{path}: bench explain needs a text-classification (classify) skill, this one is {skill.task.kind}")
+    z, task = np.linspace(-1., 1., len(skill.task.labels)), skill.task   # the reference explains a pipeline's softmax probabilities
+    if task.explain_per_text or not np.allclose(task.target_values(z, None, 'prob'), np.exp(z) / np.exp(z).sum()):
+        raise ConfigError(f"{path}: bench explain compares with shap over a softmax text-classification pipeline, so it needs "
+                          f"a skill whose labels share one softmax (classify); this one is {task.kind}")
     return skill
 
 def bench_explain(skill:str|None=None,   # a saved text-classification skill; default: MiniLM with a seeded head
