@@ -64,7 +64,7 @@ def test_predict_file_gives_one_tagged_line_per_word(ner_skill, wnut_files, tmp_
 
 def test_train_into_an_empty_folder(wnut_files, tmp_path):
     out = tmp_path/'made-first'; out.mkdir()
-    r = run_cli('train', '--train', wnut_files['train'], '--valid', wnut_files['valid'], '--max-train', 32, '--epochs', 1, '--out', out)
+    r = run_cli('train', '--train', wnut_files['train'], '--valid', wnut_files['valid'], '--epochs', 1, '--out', out)
     assert r.returncode == 0, r.stderr
     assert (out/'skill.json').exists() and (out/'metrics.json').exists()
 
