@@ -9,7 +9,6 @@ from contextlib import contextmanager
 from pathlib import Path
 import numpy as np
 import torch
-from fastcore.basics import store_attr
 
 # %% auto #0
 __all__ = ['PRECISIONS', 'AgentflowError', 'DataError', 'ConfigError', 'ModelError', 'where', 'set_seed', 'default_device',

@@ -7,7 +7,7 @@ from __future__ import annotations
 import csv, json, re
 from pathlib import Path
 import numpy as np
-from datasets import Dataset, DatasetDict, ClassLabel, Sequence
+from datasets import Dataset, DatasetDict, ClassLabel
 from fastcore.basics import patch
 from .core import *
 

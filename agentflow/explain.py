@@ -6,7 +6,6 @@
 from __future__ import annotations
 import re, html
 import numpy as np
-import torch
 import shap
 from fastcore.basics import store_attr
 import matplotlib.pyplot as plt

@@ -5,9 +5,8 @@
 # %% ../nbs/07_robust.ipynb #7aa6aee4
 from __future__ import annotations
 import random
-import numpy as np
 import pandas as pd
-import torch, torch.nn.functional as F
+import torch
 from datasets import Dataset
 from fastcore.basics import store_attr
 from seqeval.metrics.sequence_labeling import get_entities

@@ -7,7 +7,6 @@ from __future__ import annotations
 import html, json, re
 from functools import partial
 from fastcore.basics import patch
-from pathlib import Path
 import numpy as np
 import torch, torch.nn.functional as F
 from transformers import AutoModelForTokenClassification, AutoModelForSequenceClassification
