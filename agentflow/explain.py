@@ -4,7 +4,7 @@
 
 # %% ../nbs/08_explain.ipynb #297cb4c2
 from __future__ import annotations
-import re, html
+import re, html, inspect
 import numpy as np
 import shap
 from fastcore.basics import store_attr
@@ -16,7 +16,7 @@ from .reports import fig_to_html, html_report
 
 # %% auto #0
 __all__ = ['CachedModel', 'SkillModel', 'Words', 'explain', 'text_html', 'plot_words', 'explanation_html', 'explanations_report',
-           'explanation_summary', 'summary_lines', 'word_effects', 'deletion_drops', 'explorer']
+           'Explanation', 'explanation_summary', 'summary_lines', 'word_effects', 'deletion_drops', 'explorer']
 
 # %% ../nbs/08_explain.ipynb #ae83c545
 class CachedModel:
@@ -89,8 +89,8 @@ def explain(skill:Skill,                # a trained skill
     if not skill.task.explain_per_text:
         skill.task.explain_targets(None, why_not)          # (a task without per-text targets refuses `why_not`)
         e = _explain_together(skill, texts, max_evals, bs, output, precision)
-        return e[0] if single else e
-    out = [_explain_one(skill, t, max_evals, bs, output, why_not, precision, strict=single) for t in texts]
+        return _rich(e[0] if single else e)
+    out = [_rich(_explain_one(skill, t, max_evals, bs, output, why_not, precision, strict=single)) for t in texts]
     if not single and isinstance(why_not, (list, tuple)):  # a word asked about must be a word of some text
         named = {t.get('word_text') for e in out if e is not None for t in e.targets}
         missing = [w for w in why_not if isinstance(w, str) and w not in named]
@@ -175,6 +175,19 @@ def explanations_report(exps:list, title:str='agentflow explanations', **kwargs)
         if e is None: sections.append((f'Text {i + 1}', '<p>Nothing to explain: the prediction has no outputs of its own (no entity).</p>')); continue
         sections.append((f'Text {i + 1}', explanation_html(e, **kwargs)))
     return html_report(title, sections)
+
+# %% ../nbs/08_explain.ipynb #dfb4cd6e
+class Explanation(shap.Explanation):
+    "What `explain` returns: a `shap.Explanation` that Jupyter shows as the prediction with its words highlighted"
+    __signature__ = inspect.signature(shap.Explanation)     # shap's, unevaluated (its string annotations name what it never imports)
+    def _repr_html_(self):
+        if len(self.data) and isinstance(self.data[0], str): return explanation_html(self, bars=False)   # one text
+        return '\n'.join(explanation_html(self[i], bars=False) for i in range(len(self.data)))        # several
+
+def _rich(e):
+    "Give `explain`'s result (a `shap.Explanation`, or None) the rich display"
+    if e is not None: e.__class__ = Explanation
+    return e
 
 # %% ../nbs/08_explain.ipynb #928fa6a1
 def explanation_summary(e:shap.Explanation,  # the explanation of one text

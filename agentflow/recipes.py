@@ -121,7 +121,8 @@ def skill_report(skill:Skill, metrics:dict, recorder, preds:list[dict]) -> str:
                        (f'Scores on {split}', report_table(metrics[split]).to_html()), ('Examples', skill.task.examples_html(preds))])
 
 def train_skill(cfg:TrainConfig,   # what to train, on which files, and how
-                log=print) -> dict: # where progress lines go
+                log=print           # where progress lines go
+               ) -> dict:          # what metrics.json holds: valid (and test) scores, and the training run
     "Fine-tune a skill on files and save it with `metrics.json` and `report.html` in `cfg.out`"
     if cfg.out is None: _bad('out', 'give the folder to write the skill into')
     out = Path(cfg.out); check_out(out)

@@ -21,6 +21,8 @@ import agentflow
 __all__ = ['SKILL_FILE', 'Skill', 'check_model_path', 'load_tokenizer', 'default_lr']
 
 # %% ../nbs/04a_skill.ipynb #3629e291
+_OWN = ('lora_', 'ia3_', 'prompt_encoder', 'modules_to_save')   # parameter names of a PEFT adapter and of the head it saves
+
 class Skill:
     "A task, its tokenizer and its model (backbone + head, with or without a PEFT adapter)"
     def __init__(self, task:Task, model, tokenizer, backbone:str, peft:str='none', max_length:int=128, info:dict|None=None):
@@ -51,8 +53,11 @@ class Skill:
 
     def __repr__(self):
         r = param_report(self.model)
-        return (f"Skill({self.task!r}, peft={self.peft}, trainable {r['trainable']:,} of {r['total']:,} "
-                f"parameters ({r['percent']:.2f}%))")
+        if r['trainable']: return (f"Skill({self.task!r}, peft={self.peft}, trainable {r['trainable']:,} of {r['total']:,} "
+                                   f"parameters ({r['percent']:.2f}%))")
+        own = sum(p.numel() for n, p in self.model.named_parameters() if any(k in n for k in _OWN))   # a loaded adapter: frozen
+        return (f"Skill({self.task!r}, peft={self.peft}, adapter and head {own:,} of {r['total']:,} parameters "
+                f"({100 * own / r['total']:.2f}%), frozen for inference)")
 
     def dataloaders(self, dsd, bs:int=16, **kwargs) -> DataLoaders:
         "The task's `DataLoaders` for `dsd`, with this skill's tokenizer and `max_length`"

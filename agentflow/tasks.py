@@ -39,7 +39,7 @@ class Task:
     registry = {}
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        if cls.kind: Task.registry[cls.kind] = cls
+        if cls.__dict__.get('kind'): Task.registry[cls.kind] = cls     # a subclass that names no kind of its own (a variant) leaves the registry as it is
 
     def __init__(self, labels:list[str]): # the labels, in the order of the head's outputs
         if not labels: raise ConfigError("a task needs at least one label")

@@ -1,0 +1,239 @@
+"""Build the docs site offline: nbdev processes the notebooks, Sphinx with MyST-NB renders them into `_docs/`.
+
+    python tools/docs.py           # build into _docs/; open _docs/index.html in a browser
+    python tools/docs.py --serve   # build, then serve it on http://localhost:8000
+
+The same sources build with Quarto where it is installed (`nbdev_docs`, `nbdev_preview`): both read the sidebar
+order, the title and `styles.css` from the top-level `_quarto.yml`. nbdev's own processing does the notebook work
+(hidden cells dropped, `show_doc` run and rendered, names linked to their pages); this script only translates what
+Quarto would read (front matter, `#|` display directives, page names) for Sphinx. Nothing on the built pages is
+fetched from the network: no CDN scripts, fonts or math renderers.
+"""
+import argparse, copy, html, json, posixpath, re, shutil, subprocess, sys, time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+BUILD = ROOT / 'build' / 'docs'          # Sphinx's sources and caches (git-ignored)
+
+
+def process_notebooks(workers=2):
+    "nbdev's processing of every notebook into `_proc/` (cached: only changed notebooks are processed again)."
+    from nbdev.config import get_config
+    from nbdev.quarto import refresh_quarto_yml
+    from nbdev.serve import proc_nbs
+    import nbdev.doclinks
+    cfg = get_config()
+    refresh_quarto_yml()
+    nbdev.doclinks._build_modidx()
+    return Path(proc_nbs(cfg.nbs_path, n_workers=workers)), cfg
+
+
+def sidebar(quarto, proc):
+    "The pages in `_quarto.yml`'s sidebar order, as [(section caption or None, [notebook paths under `proc`])]."
+    def expand(entry):
+        if any(ch in entry for ch in '*?['):
+            return sorted(p for p in proc.glob(entry) if p.is_file() and not p.name.startswith(('_', '.')))
+        return [proc / entry]
+    out = []
+    for item in quarto['website']['sidebar']['contents']:
+        if isinstance(item, str): out.append((None, expand(item)))
+        else:
+            items = item['contents'] if isinstance(item['contents'], list) else [item['contents']]
+            out.append((item['section'], [p for e in items for p in expand(e)]))
+    return out
+
+
+def _page(nb_path, proc):
+    "The page a processed notebook becomes: its front matter's `output-file`, in the notebook's folder."
+    nb = json.loads(nb_path.read_text())
+    fm = _front_matter(nb)
+    name = fm.get('output-file') or nb_path.with_suffix('.html').name
+    return (nb_path.parent.relative_to(proc) / name).with_suffix('').as_posix()
+
+
+def _front_matter(nb):
+    for c in nb['cells']:
+        if c['cell_type'] == 'raw':
+            src = ''.join(c['source']).strip()
+            if src.startswith('---'): return yaml.safe_load(src.strip('-')) or {}
+    return {}
+
+
+_DIRECTIVE = re.compile(r'^\s*#\|\s*([\w-]+):?\s*(.*)$')
+_LINK = re.compile(r'\[([^\]]*)\]\(((?:https?://[^)\s]+)|(?:[^):\s]+\.ipynb(?:#[^)\s]*)?))\)(\{[^}]*\})?')
+
+
+def _slug(anchor):
+    from docutils.nodes import make_id
+    return make_id(anchor)
+
+
+def headings(nb):
+    "The anchors a notebook's page will have: one per markdown heading, `show_doc` entries included"
+    out = set()
+    for c in nb['cells']:
+        srcs = [''.join(c['source'])] if c['cell_type'] == 'markdown' else \
+               [''.join(o['data']['text/markdown']) for o in c.get('outputs', []) if 'text/markdown' in o.get('data', {})]
+        for src in srcs: out |= {_slug(h) for h in re.findall(r'^#{1,6}\s+(.+?)\s*$', src, re.M)}
+    return out
+
+
+class Translator:
+    "Rewrites one processed notebook into what MyST-NB reads, with doc links and notebook links made relative."
+    def __init__(self, cfg, page, nb_dir='', pages=None, anchors=None):
+        self.site = f"{cfg.doc_host.rstrip('/')}{cfg.doc_baseurl.rstrip('/')}/"
+        self.up = '../' * page.count('/')
+        self.nb_dir, self.pages, self.anchors = nb_dir, pages or {}, anchors or {}
+
+    def _anchor(self, page, anchor):
+        "`anchor` on `page` where the page has it; else its class's (`Skill.new` -> `Skill`); else none"
+        known = self.anchors.get(page)
+        for a in (anchor, anchor.rsplit('.', 1)[0]):
+            if known is None or _slug(a) in known: return f'#{_slug(a)}'
+        return ''
+
+    def link(self, m):
+        text, url, _attrs = m.group(1), m.group(2), m.group(3)
+        if url.startswith(self.site):                       # nbdev's links to a name's page
+            path, _, anchor = url[len(self.site):].partition('#')
+            url = self.up + path + (self._anchor(path.removesuffix('.html'), anchor) if anchor else '')
+        else:                                               # a link to another notebook: that notebook's page
+            path, _, anchor = url.partition('#')
+            nb = posixpath.normpath(posixpath.join(self.nb_dir, path))
+            if nb in self.pages: url = self.up + self.pages[nb] + '.html' + (f'#{_slug(anchor)}' if anchor else '')
+        text = html.escape(text, quote=False)
+        text = re.sub(r'`([^`]+)`', r'<code>\1</code>', text)
+        return f'<a href="{html.escape(url)}">{text}</a>'
+
+    def markdown(self, src):
+        src = re.sub(r'<!-- WARNING: THIS FILE WAS AUTOGENERATED!.*?-->\s*', '', src)
+        parts = re.split(r'(^```.*?^```)', src, flags=re.M | re.S)      # fenced code keeps names, not links
+        return ''.join(_LINK.sub(lambda m: m.group(1).strip('`'), p) if p.startswith('```') else _LINK.sub(self.link, p)
+                       for p in parts)
+
+    def notebook(self, nb):
+        nb, cells = copy.deepcopy(nb), []
+        for c in nb['cells']:
+            src = ''.join(c['source'])
+            if c['cell_type'] == 'raw':
+                fm = yaml.safe_load(src.strip().strip('-')) if src.strip().startswith('---') else None
+                if fm:
+                    head = f"# {fm.get('title', '')}\n"
+                    if fm.get('description'):
+                        desc = re.sub(r'`([^`]+)`', r'<code>\1</code>', html.escape(fm['description'], quote=False))
+                        head += f'\n<p class="description">{desc}</p>\n'
+                    cells.append(dict(cell_type='markdown', metadata={}, source=head))
+                continue
+            if c['cell_type'] == 'markdown':
+                c['source'] = self.markdown(src)
+                cells.append(c); continue
+            lines, d = src.splitlines(), {}
+            while lines and (m := _DIRECTIVE.match(lines[0])):
+                d[m.group(1)] = m.group(2).strip().lower(); lines.pop(0)
+            if d.get('include') == 'false': continue
+            outs = c.get('outputs', [])
+            md = [o['data']['text/markdown'] for o in outs if 'text/markdown' in o.get('data', {})]
+            if md and d.get('output') == 'asis':           # show_doc: its markdown becomes the page's own text
+                doc = re.sub(r'^\s*---\s*\n', '', ''.join(md[0]))   # Quarto's rule above each entry: Sphinx refuses it first
+                cells.append(dict(cell_type='markdown', metadata={}, source=self.markdown(doc))); continue
+            tags = []
+            if d.get('echo') == 'false': tags.append('remove-input')
+            if d.get('output') == 'false': tags.append('remove-output')
+            c['source'] = '\n'.join(lines)
+            c['metadata'] = {'tags': tags} if tags else {}
+            for o in outs:
+                data = o.get('data', {})
+                if data.pop('application/vnd.jupyter.widget-view+json', None):   # widgets need a live kernel
+                    o['data'] = {'text/html': '<p class="widget-note">An interactive widget: it runs in Jupyter.</p>'}
+                if 'text/markdown' in data: data['text/markdown'] = self.markdown(''.join(data['text/markdown']))
+            if not c['source'].strip() and not outs: continue
+            cells.append(c)
+        nb['cells'] = cells
+        nb['metadata'] = {'kernelspec': {'display_name': 'Python 3', 'language': 'python', 'name': 'python3'},
+                          'language_info': {'name': 'python'}}
+        return nb
+
+
+FAVICON = ('<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16"><rect width="16" height="16" rx="3" fill="#2a6f97"/>'
+           '<path d="M4 12 8 4l4 8" stroke="#fff" stroke-width="2" fill="none"/></svg>')
+
+CONF = '''\
+# Written by tools/docs.py on every build.
+project = {title!r}
+html_title = {title!r}
+copyright = {copyright!r}
+extensions = ['myst_nb']
+html_theme = 'furo'
+html_static_path = ['_static']
+html_css_files = ['styles.css']
+html_favicon = '_static/favicon.svg'
+html_show_sourcelink = False
+html_copy_source = False
+myst_enable_extensions = ['colon_fence', 'deflist', 'html_image']
+nb_execution_mode = 'off'        # the notebooks keep their outputs; the site shows them as saved
+nb_ipywidgets_js = {{}}           # widget scripts come from a CDN: pages show the widgets' text instead
+nb_merge_streams = True
+suppress_warnings = ['myst.header', 'mystnb.unknown_mime_type', 'misc.highlighting_failure', 'myst.xref_missing']
+exclude_patterns = ['_build']
+'''
+
+
+def build(out=ROOT / '_docs', workers=2, quiet=True):
+    t0 = time.time()
+    proc, cfg = process_notebooks(workers)
+    quarto = yaml.safe_load((ROOT / '_quarto.yml').read_text())
+    src = BUILD / 'src'
+    shutil.rmtree(src, ignore_errors=True); src.mkdir(parents=True)
+    (src / '_static').mkdir()
+    shutil.copy(ROOT / 'styles.css', src / '_static' / 'styles.css')
+    (src / '_static' / 'favicon.svg').write_text(FAVICON)
+    toc, pages, raw = [], {}, {}
+    for caption, nbs in sidebar(quarto, proc):
+        for p in nbs: raw[p] = json.loads(p.read_text())
+        toc.append((caption, [_page(p, proc) for p in nbs]))
+    names = {p.relative_to(proc).as_posix(): _page(p, proc) for p in raw}      # notebook -> page
+    anchors = {names[p.relative_to(proc).as_posix()]: headings(nb) for p, nb in raw.items()}
+    for p, nb in raw.items():
+        rel = p.relative_to(proc).as_posix()
+        pages[names[rel]] = Translator(cfg, names[rel], posixpath.dirname(rel), names, anchors).notebook(nb)
+    if 'index' not in pages: raise SystemExit('_quarto.yml: the sidebar must start with index.ipynb')
+    tree = ''.join(f"\n```{{toctree}}\n:hidden:\n{f':caption: {cap}' + chr(10) if cap else ''}\n"
+                   + '\n'.join(n for n in names if n != 'index') + '\n```\n'
+                   for cap, names in toc if [n for n in names if n != 'index'])
+    pages['index']['cells'].append(dict(cell_type='markdown', metadata={}, source=tree))
+    for page, nb in pages.items():
+        (src / page).parent.mkdir(parents=True, exist_ok=True)
+        (src / f'{page}.ipynb').write_text(json.dumps(nb, indent=1))
+    web = quarto['website']
+    (src / 'conf.py').write_text(CONF.format(title=web.get('title', cfg.lib_name), copyright=cfg.copyright))
+    html_dir = BUILD / 'html'          # MyST-NB writes output images beside the Sphinx output folder: keep both in build/
+    cmd = [sys.executable, '-m', 'sphinx', '-b', 'html', '-j', str(workers), '-d', str(BUILD / 'doctrees'),
+           str(src), str(html_dir)] + (['-q'] if quiet else [])
+    subprocess.run(cmd, check=True)
+    shutil.rmtree(out, ignore_errors=True)
+    shutil.copytree(html_dir, out)
+    (out / '.nojekyll').touch()
+    print(f'docs: {len(pages)} pages in {out.relative_to(ROOT) if out.is_relative_to(ROOT) else out} '
+          f'({time.time() - t0:.0f} s); open {out / "index.html"}')
+    return out
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description='Build the docs site offline into _docs/ (Sphinx + MyST-NB over nbdev)')
+    p.add_argument('--out', default=str(ROOT / '_docs'), help='output folder (default: _docs/)')
+    p.add_argument('--workers', type=int, default=2)
+    p.add_argument('--serve', action='store_true', help='serve the built site on http://localhost:PORT')
+    p.add_argument('--port', type=int, default=8000)
+    p.add_argument('--verbose', action='store_true', help="show Sphinx's progress")
+    a = p.parse_args(argv)
+    out = build(Path(a.out).resolve(), a.workers, quiet=not a.verbose)
+    if a.serve:
+        import functools, http.server
+        handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(out))
+        print(f'serving on http://localhost:{a.port}/ (Ctrl-C stops)')
+        http.server.ThreadingHTTPServer(('localhost', a.port), handler).serve_forever()
+
+
+if __name__ == '__main__': main()
