@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_core.ipynb #8ee06247
 from __future__ import annotations
-import os, re, random, shutil, tempfile, importlib.util, json
+import os, re, random, shutil, tempfile, importlib.util, json, warnings
 from contextlib import contextmanager
 from pathlib import Path
 import numpy as np
@@ -69,14 +69,19 @@ def resolve_precision(precision:str='auto') -> str: # 'auto', 'bf16' or 'no' (fp
 # %% ../nbs/00_core.ipynb #c0e1a003
 @contextmanager
 def quiet_transformers():
-    "Silence `transformers`' load reports and progress bars inside the block"
+    "Silence the load reports and progress bars of `transformers` and `datasets` inside the block, and peft's deprecation notices"
     from transformers.utils import logging as hf_logging
-    level, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
-    hf_logging.set_verbosity_error(); hf_logging.disable_progress_bar()
-    try: yield
+    from datasets.utils import logging as ds_logging
+    level, bars, ds_bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled(), ds_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error(); hf_logging.disable_progress_bar(); ds_logging.disable_progress_bar()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore', FutureWarning)   # peft calls transformers methods deprecated in v5
+            yield
     finally:
         hf_logging.set_verbosity(level)
         if bars: hf_logging.enable_progress_bar()
+        if ds_bars: ds_logging.enable_progress_bar()
 
 # %% ../nbs/00_core.ipynb #3c138197
 @contextmanager

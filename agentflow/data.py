@@ -225,7 +225,7 @@ def from_hf(data:str|Dataset|DatasetDict, # a dataset name for `datasets.load_da
         else:
             def conv(b, names=names):
                 return dict(text=b[text_col], label=[names[l] if names else str(l) for l in b[label_col]])
-        out[rename.get(split, split)] = ds.map(conv, batched=True, remove_columns=ds.column_names)
+        with quiet_transformers(): out[rename.get(split, split)] = ds.map(conv, batched=True, remove_columns=ds.column_names)   # no progress bar
     return DatasetDict(out)
 
 # %% ../nbs/01_data.ipynb #0575d84e

@@ -15,8 +15,8 @@ from .skill import *
 from .reports import fig_to_html, html_report
 
 # %% auto #0
-__all__ = ['CachedModel', 'SkillModel', 'Words', 'explain', 'text_html', 'plot_words', 'explanation_html', 'explanations_report',
-           'Explanation', 'explanation_summary', 'summary_lines', 'word_effects', 'deletion_drops', 'explorer']
+__all__ = ['CachedModel', 'SkillModel', 'Words', 'Explanation', 'explain', 'text_html', 'plot_words', 'explanation_html',
+           'explanations_report', 'explanation_summary', 'summary_lines', 'word_effects', 'deletion_drops', 'explorer']
 
 # %% ../nbs/08_explain.ipynb #ae83c545
 class CachedModel:
@@ -51,6 +51,19 @@ class Words:
         out = {'input_ids': list(range(1, len(spans) + 1))}
         if return_offsets_mapping: out['offset_mapping'] = spans
         return out
+
+# %% ../nbs/08_explain.ipynb #dfb4cd6e
+class Explanation(shap.Explanation):
+    "What `explain` returns: a `shap.Explanation` that Jupyter shows as the prediction with its words highlighted"
+    __signature__ = inspect.signature(shap.Explanation)     # shap's, unevaluated (its string annotations name what it never imports)
+    def _repr_html_(self):
+        if len(self.data) and isinstance(self.data[0], str): return explanation_html(self, bars=False)   # one text
+        return '\n'.join(explanation_html(self[i], bars=False) for i in range(len(self.data)))        # several
+
+def _rich(e):
+    "Give `explain`'s result (a `shap.Explanation`, or None) the rich display"
+    if e is not None: e.__class__ = Explanation
+    return e
 
 # %% ../nbs/08_explain.ipynb #57874a04
 def _masker(skill):
@@ -175,19 +188,6 @@ def explanations_report(exps:list, title:str='agentflow explanations', **kwargs)
         if e is None: sections.append((f'Text {i + 1}', '<p>Nothing to explain: the prediction has no outputs of its own (no entity).</p>')); continue
         sections.append((f'Text {i + 1}', explanation_html(e, **kwargs)))
     return html_report(title, sections)
-
-# %% ../nbs/08_explain.ipynb #dfb4cd6e
-class Explanation(shap.Explanation):
-    "What `explain` returns: a `shap.Explanation` that Jupyter shows as the prediction with its words highlighted"
-    __signature__ = inspect.signature(shap.Explanation)     # shap's, unevaluated (its string annotations name what it never imports)
-    def _repr_html_(self):
-        if len(self.data) and isinstance(self.data[0], str): return explanation_html(self, bars=False)   # one text
-        return '\n'.join(explanation_html(self[i], bars=False) for i in range(len(self.data)))        # several
-
-def _rich(e):
-    "Give `explain`'s result (a `shap.Explanation`, or None) the rich display"
-    if e is not None: e.__class__ = Explanation
-    return e
 
 # %% ../nbs/08_explain.ipynb #928fa6a1
 def explanation_summary(e:shap.Explanation,  # the explanation of one text

@@ -4,17 +4,38 @@
 
 # %% ../nbs/98_showdoc.ipynb #fd947ed6
 from __future__ import annotations
-from fastcore.docments import DocmentTbl
+import inspect
+from fastcore.docments import docments
 from nbdev.showdoc import BasicMarkdownRenderer
 
 # %% auto #0
-__all__ = ['DocTable']
+__all__ = ['doc_table', 'DocTable']
 
 # %% ../nbs/98_showdoc.ipynb #b2e16ca6
+def _cell(v) -> str:
+    "Text for one table cell: a name for a type, nothing for a missing value, and no bare `|` (it would split the cell)"
+    if v is inspect.Parameter.empty: return ''
+    s = v.__name__ if isinstance(v, type) else str(v)
+    return s.replace('|', '\\|').replace('\n', ' ')
+
+def doc_table(sym) -> str:
+    "A markdown table of `sym`'s parameters (name, type, default, docment) and what it returns; '' when nothing is documented"
+    try: d = docments(sym, full=True, returns=True)
+    except Exception: return ''     # builtins, and signatures whose annotations cannot be resolved (a base class's)
+    d = {k: v for k, v in d.items() if k != 'self'}
+    if not any(v['docment'] for v in d.values()): return ''
+    rows = ['|    | **Type** | **Default** | **Details** |', '| -- | -------- | ----------- | ----------- |']
+    for k, v in d.items():
+        if k == 'return': continue
+        default = '' if v['default'] is inspect.Parameter.empty else _cell(v['default'])
+        rows.append(f"| {k} | {_cell(v['anno'])} | {default} | {_cell(v['docment'] or '')} |")
+    r = d.get('return')
+    if r and (r['docment'] or r['anno'] is not inspect.Parameter.empty):
+        rows.append(f"| **Returns** | **{_cell(r['anno'])}** |  | {_cell(r['docment'] or '')} |")
+    return '\n'.join(rows)
+
 class DocTable(BasicMarkdownRenderer):
     "`show_doc`'s markdown with a table of the parameters' docments under the signature"
     def _repr_markdown_(self):
-        md = super()._repr_markdown_()
-        try: table = DocmentTbl(self.sym)
-        except Exception: return md     # builtins, and signatures whose annotations cannot be resolved (a base class's)
-        return f'{md}\n\n{table}' if table.has_docment else md
+        md, table = super()._repr_markdown_(), doc_table(self.sym)
+        return f'{md}\n\n{table}' if table else md

@@ -15,22 +15,32 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 SITE, SHOTS = ROOT / '_docs', ROOT / 'build' / 'screenshots'
 CHROMIUM = shutil.which('chromium') or '/usr/bin/chromium'
+SITE_URL = 'https://agentflow.github.io/agentflow'     # settings.ini's doc_host + doc_baseurl: nbdev's links
 # Chromium's own background traffic (updates, sync, lookups) would be refused on a closed network: switch it off
 FLAGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
          '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage']
 
 
 class Refs(HTMLParser):
-    "Links, images, scripts and stylesheets of one page, and the ids it defines"
+    "Links (and whether their text is code), images, scripts and stylesheets of one page, its ids and its prose"
     def __init__(self):
-        super().__init__(); self.links, self.media, self.ids = [], [], set()
+        super().__init__(); self.links, self.media, self.ids, self.text, self.code, self.a = [], [], set(), [], 0, None
     def handle_starttag(self, tag, attrs):
         a = dict(attrs)
         if a.get('id'): self.ids.add(a['id'])
-        if tag == 'a' and a.get('href'): self.links.append(a['href'])
+        if tag in ('code', 'pre', 'script', 'style'): self.code += 1
+        if tag == 'code' and self.a is not None: self.a[1] = True
+        if tag == 'a' and a.get('href'): self.a = [a['href'], False]; self.links.append(self.a)
         if tag in ('img', 'script', 'source', 'iframe') and a.get('src'): self.media.append(a['src'])
         if tag == 'link' and a.get('href') and a.get('rel') and {'stylesheet', 'preload', 'icon'} & set(a['rel'].split()):
             self.media.append(a['href'])
+
+
+    def handle_endtag(self, tag):
+        if tag in ('code', 'pre', 'script', 'style'): self.code -= 1
+        if tag == 'a': self.a = None
+    def handle_data(self, data):
+        if not self.code: self.text.append(data)
 
 
 def parse(page):
@@ -39,7 +49,7 @@ def parse(page):
 
 @pytest.fixture(scope='module')
 def site():
-    subprocess.run([sys.executable, str(ROOT / 'tools' / 'docs.py')], cwd=ROOT, check=True)
+    subprocess.run([sys.executable, str(ROOT / 'tools' / 'docs.py'), '--strict'], cwd=ROOT, check=True)   # Sphinx warnings fail
     return SITE
 
 
@@ -76,9 +86,14 @@ def test_links_and_images_resolve(site):
             u = urlsplit(src)
             if u.scheme in ('http', 'https') or src.startswith('//'): bad.append(f'{page.name}: loads {src} from the network')
             elif u.scheme != 'data' and not (page.parent / unquote(u.path)).exists(): bad.append(f'{page.name}: missing {src}')
-        for href in p.links:
+        prose = ''.join(p.text)
+        for leak in ('$$', '{target=', '\n:::', '#| ', 'agentflow.github.io/agentflow'):
+            if leak in prose: bad.append(f'{page.name}: Quarto or LaTeX source left in the text: {leak!r}')
+        for href, is_code in p.links:
             u = urlsplit(href)
+            if '.ipynb' in u.path or href.startswith(SITE_URL): bad.append(f'{page.name}: untranslated link {href}'); continue
             if u.scheme or href.startswith('//'): continue        # a link out (source code, shap's docs) is not fetched
+            if is_code and u.path and u.fragment and not u.fragment.startswith('api-'): bad.append(f'{page.name}: {href} is not an API entry')
             target = (page.parent / unquote(u.path)).resolve() if u.path else page.resolve()
             if target.is_dir(): target = target / 'index.html'
             if not target.exists(): bad.append(f'{page.name}: broken link {href}'); continue
@@ -89,14 +104,14 @@ def test_links_and_images_resolve(site):
 
 
 def test_pages_in_chromium(server):
-    "Three pages load in headless Chromium with no console error and no request leaving the machine; search finds Learner"
+    "Four pages load in headless Chromium with no console error and no request leaving the machine; search finds Learner"
     if not Path(CHROMIUM).exists(): pytest.skip(f'no Chromium at {CHROMIUM} (Debian: apt-get install chromium)')
     sync_api = pytest.importorskip('playwright.sync_api', reason='playwright is in the dev extra')
     SHOTS.mkdir(parents=True, exist_ok=True)
     with sync_api.sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
         try:
-            for name in ('index', 'learner', 'tutorials/conll2003_mistakes'):
+            for name in ('index', 'learner', 'explain', 'tutorials/conll2003_mistakes'):
                 page, errors = browser.new_page(viewport={'width': 1280, 'height': 900}), []
                 page.on('console', lambda m: m.type == 'error' and errors.append(f'console: {m.text}'))
                 page.on('pageerror', lambda e: errors.append(f'page error: {e}'))
@@ -117,3 +132,19 @@ def test_pages_in_chromium(server):
             assert any(h.split('#')[0].endswith('learner.html') for h in hits), hits
             page.screenshot(path=str(SHOTS / 'search.png'))
         finally: browser.close()
+
+
+def test_one_quarto_config():
+    "nbdev (and Quarto) read `nbs/_quarto.yml`: it is the top-level file, and everything that file names exists"
+    import yaml
+    top = ROOT / '_quarto.yml'
+    assert (ROOT / 'nbs' / '_quarto.yml').resolve() == top.resolve()
+    assert (ROOT / 'nbs' / 'styles.css').resolve() == (ROOT / 'styles.css').resolve()
+    q = yaml.safe_load(top.read_text())
+    assert (ROOT / 'nbs' / q['format']['html']['css']).exists()
+    def entries(items):
+        for it in items:
+            if isinstance(it, str): yield it
+            else: yield from entries(it['contents'] if isinstance(it['contents'], list) else [it['contents']])
+    for e in entries(q['website']['sidebar']['contents']):
+        assert list((ROOT / 'nbs').glob(e)), f'_quarto.yml names {e}, which matches no notebook'
