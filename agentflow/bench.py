@@ -103,7 +103,7 @@ def _run_trainer(dsd, peft, lr, epochs, bs, seed, setting):
     train = dsd['train'].map(tokenize, batched=True, remove_columns=dsd['train'].column_names)
     test = dsd['test'].map(tokenize, batched=True, remove_columns=dsd['test'].column_names)
     hf_set_seed(seed)
-    model = AutoModelForTokenClassification.from_pretrained(default_backbone(), num_labels=len(labels))
+    with quiet_transformers(): model = AutoModelForTokenClassification.from_pretrained(default_backbone(), num_labels=len(labels))   # its new head is meant to be missing
     if peft == 'lora':
         model = get_peft_model(model, LoraConfig(task_type='TOKEN_CLS', r=8, lora_alpha=16, lora_dropout=0.1, target_modules=['query', 'value']))
     kw = dict(train_sampling_strategy='group_by_length') if setting.startswith('group') else {}
@@ -220,7 +220,7 @@ def bench_predict(data:str|None=None,        # a CoNLL folder with test.txt; def
     res = {}
     with tempfile.TemporaryDirectory() as tmp:
         with quiet_transformers(): skill.model.save_pretrained(tmp); skill.tokenizer.save_pretrained(tmp)
-        pipe = pipeline('token-classification', model=tmp, tokenizer=tmp, aggregation_strategy='simple', device=-1 if not torch.cuda.is_available() else 0)
+        with quiet_transformers(): pipe = pipeline('token-classification', model=tmp, tokenizer=tmp, aggregation_strategy='simple', device=-1 if not torch.cuda.is_available() else 0)
         for bs in batch_sizes:
             log(f'batch {bs} ...')
             pipe(texts[:8], batch_size=bs); skill.predict(texts[:8], bs=bs, precision=precision)   # warm up both
