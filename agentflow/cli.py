@@ -149,7 +149,7 @@ def parser() -> argparse.ArgumentParser:
     p = _Parser(prog='agentflow', description='Fine-tune transformers with PEFT adapters, evaluate, predict and explain')
     sub = p.add_subparsers(dest='command', required=True, parser_class=_Parser)
     d = sub.add_parser('demo', help='fine-tune MiniLM + LoRA on the shipped WNUT-2016 NER data')
-    d.add_argument('--out', default='agentflow-demo'); d.add_argument('--quick', action='store_true', help='a shorter run (under 5 minutes on two cores)')
+    d.add_argument('--out', default='agentflow-demo'); d.add_argument('--quick', action='store_true', help='a shorter run: about 3 minutes on an idle two-core machine, longer beside other jobs')
     t = sub.add_parser('train', help='fine-tune a skill on your files')
     t.add_argument('--task', choices=list(Task.registry), default='ner')
     t.add_argument('--train', required=True); t.add_argument('--valid'); t.add_argument('--test')
