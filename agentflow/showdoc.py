@@ -14,7 +14,7 @@ __all__ = ['doc_table', 'DocTable']
 # %% ../nbs/98_showdoc.ipynb #b2e16ca6
 def _cell(v) -> str:
     "Text for one table cell: a name for a type, nothing for a missing value, and no bare `|` (it would split the cell)"
-    if v is inspect.Parameter.empty: return ''
+    if v is inspect.Parameter.empty or v is type(None): return ''   # no annotation (docments reads `None` as NoneType)
     s = v.__name__ if isinstance(v, type) else str(v)
     return s.replace('|', '\\|').replace('\n', ' ')
 
