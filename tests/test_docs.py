@@ -1,11 +1,11 @@
-"""The docs site, built by the documented command and read in a real browser (Debian's headless Chromium).
+"""The docs site, built by the documented command (through `agentflow docs`) and read in a real browser (Debian's headless Chromium).
 
 `python tools/docs.py` builds `_docs/`; a local HTTP server serves it; Chromium opens the index, a module page and a
 tutorial and must see no console error, no failed request and no request leaving localhost. Every internal link and
 image of every page must resolve (anchors included), and the search page must find `Learner`. Screenshots of the
 three pages go to `build/screenshots/` for a person to look at.
 """
-import functools, http.server, shutil, subprocess, sys, threading
+import functools, http.server, shutil, subprocess, threading
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -49,7 +49,8 @@ def parse(page):
 
 @pytest.fixture(scope='module')
 def site():
-    subprocess.run([sys.executable, str(ROOT / 'tools' / 'docs.py'), '--strict'], cwd=ROOT, check=True)   # Sphinx warnings fail
+    # `agentflow docs` runs tools/docs.py, the README's command; --strict: any Sphinx warning fails
+    subprocess.run([shutil.which('agentflow') or 'agentflow', 'docs', '--strict'], cwd=ROOT, check=True)
     return SITE
 
 
