@@ -219,8 +219,9 @@ def bench_predict(data:str|None=None,        # a CoNLL folder with test.txt; def
     flops = 2 * non_embedding_params(skill.model)   # inference: forward only
     res = {}
     with tempfile.TemporaryDirectory() as tmp:
-        with quiet_transformers(): skill.model.save_pretrained(tmp); skill.tokenizer.save_pretrained(tmp)
-        with quiet_transformers(): pipe = pipeline('token-classification', model=tmp, tokenizer=tmp, aggregation_strategy='simple', device=-1 if not torch.cuda.is_available() else 0)
+        with quiet_transformers():
+            skill.model.save_pretrained(tmp); skill.tokenizer.save_pretrained(tmp)
+            pipe = pipeline('token-classification', model=tmp, tokenizer=tmp, aggregation_strategy='simple', device=-1 if not torch.cuda.is_available() else 0)
         for bs in batch_sizes:
             log(f'batch {bs} ...')
             pipe(texts[:8], batch_size=bs); skill.predict(texts[:8], bs=bs, precision=precision)   # warm up both

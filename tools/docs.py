@@ -46,12 +46,10 @@ def sidebar(quarto, proc, nbs):
     return out
 
 
-def _page(nb_path, proc):
-    "The page a processed notebook becomes: its front matter's `output-file`, in the notebook's folder."
-    nb = json.loads(nb_path.read_text())
-    fm = _front_matter(nb)
-    name = fm.get('output-file') or nb_path.with_suffix('.html').name
-    return (nb_path.parent.relative_to(proc) / name).with_suffix('').as_posix()
+def _page(nb, rel):
+    "The page notebook `nb` (at `rel` under `_proc/`) becomes: its front matter's `output-file`, in its folder"
+    name = _front_matter(nb).get('output-file') or Path(rel).with_suffix('.html').name
+    return (Path(rel).parent / name).with_suffix('').as_posix()
 
 
 def _front_matter(nb):
@@ -219,15 +217,14 @@ def build(out=ROOT / '_docs', workers=2, quiet=True, force=False, strict=False):
     (src / '_static').mkdir()
     shutil.copy(ROOT / 'styles.css', src / '_static' / 'styles.css')
     (src / '_static' / 'favicon.svg').write_text(FAVICON)
-    toc, pages, raw = [], {}, {}
+    toc, raw, names = [], {}, {}                  # raw: notebook (path under _proc/) -> its JSON; names: -> its page
     for caption, nbs in sidebar(quarto, proc, Path(cfg.nbs_path)):
-        for p in nbs: raw[p] = json.loads(p.read_text())
-        toc.append((caption, [_page(p, proc) for p in nbs]))
-    names = {p.relative_to(proc).as_posix(): _page(p, proc) for p in raw}      # notebook -> page
-    anchors = {names[p.relative_to(proc).as_posix()]: headings(nb) for p, nb in raw.items()}
-    for p, nb in raw.items():
-        rel = p.relative_to(proc).as_posix()
-        pages[names[rel]] = Translator(cfg, names[rel], posixpath.dirname(rel), names, anchors).notebook(nb)
+        for p in nbs:
+            rel = p.relative_to(proc).as_posix()
+            raw[rel] = json.loads(p.read_text()); names[rel] = _page(raw[rel], rel)
+        toc.append((caption, [names[p.relative_to(proc).as_posix()] for p in nbs]))
+    anchors = {names[rel]: headings(nb) for rel, nb in raw.items()}
+    pages = {names[rel]: Translator(cfg, names[rel], posixpath.dirname(rel), names, anchors).notebook(nb) for rel, nb in raw.items()}
     if 'index' not in pages: raise SystemExit('_quarto.yml: the sidebar must start with index.ipynb')
     tree = ''.join(f"\n```{{toctree}}\n:hidden:\n{f':caption: {cap}' + chr(10) if cap else ''}\n"
                    + '\n'.join(n for n in names if n != 'index') + '\n```\n'
