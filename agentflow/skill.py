@@ -18,7 +18,7 @@ from .adapters import *
 import agentflow
 
 # %% auto #0
-__all__ = ['SKILL_FILE', 'Skill', 'check_model_path', 'load_tokenizer', 'default_lr']
+__all__ = ['SKILL_FILE', 'TEXTS_FILE', 'Skill', 'check_model_path', 'load_tokenizer', 'default_lr']
 
 # %% ../nbs/04a_skill.ipynb #3629e291
 _OWN = ('lora_', 'ia3_', 'prompt_encoder', 'modules_to_save')   # parameter names of a PEFT adapter and of the head it saves
@@ -86,6 +86,7 @@ def default_lr(peft:str='lora') -> float: # 'lora', 'ia3', 'prompt' or 'none'
 
 # %% ../nbs/04a_skill.ipynb #c6e3023d
 SKILL_FILE = 'skill.json'
+TEXTS_FILE = 'texts.json'   # a sample of the training texts: how an agent's router learns the skill's domain
 
 @patch
 def write(self:Skill, folder:str|Path) -> Path:
