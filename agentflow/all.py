@@ -20,6 +20,7 @@ from .reports import *
 from .robust import *
 from .explain import *
 from .recipes import *
+from .agent import *
 import importlib
-__all__ = [name for m in ('core', 'data', 'processors', 'tasks', 'adapters', 'skill', 'callback', 'learner', 'callbacks', 'speed', 'reports', 'robust', 'explain', 'recipes')
+__all__ = [name for m in ('core', 'data', 'processors', 'tasks', 'adapters', 'skill', 'callback', 'learner', 'callbacks', 'speed', 'reports', 'robust', 'explain', 'recipes', 'agent')
            for name in importlib.import_module(f'agentflow.{m}').__all__]

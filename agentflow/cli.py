@@ -14,10 +14,11 @@ from .skill import *
 from .reports import *
 from .robust import *
 from .recipes import *
+from .agent import *
 
 # %% auto #0
-__all__ = ['COMMANDS', 'cmd_train', 'cmd_evaluate', 'cmd_predict', 'cmd_explain', 'cmd_demo', 'cmd_docs', 'cmd_bench', 'parser',
-           'main']
+__all__ = ['COMMANDS', 'cmd_train', 'cmd_evaluate', 'cmd_predict', 'cmd_explain', 'cmd_demo', 'cmd_docs', 'cmd_bench',
+           'cmd_agent', 'cmd_serve', 'parser', 'main']
 
 # %% ../nbs/14_cli.ipynb #dae58934
 def _log(msg): print(msg, file=sys.stderr)
@@ -53,6 +54,7 @@ def _read(skill:Skill, a, path):
     return skill.task.read(path, encoding=a.encoding, **read)
 
 def cmd_evaluate(a) -> int:
+    if is_agent(a.dir): raise ConfigError(f"{a.dir} is an agent: evaluate one of its skills ({Path(a.dir)/'skills'/'NAME'})")
     skill = Skill.load(a.dir)
     ds = _read(skill, a, a.test)
     if not a.perturb:
@@ -89,6 +91,8 @@ def _texts(a) -> list:
     return texts
 
 def cmd_predict(a) -> int:
+    if is_agent(a.dir): return _agent_predict(a)
+    if a.skill: raise ConfigError(f"--skill picks a skill of an agent, and {a.dir} is a single skill")
     skill = Skill.load(a.dir)
     if a.format not in skill.task.formats:
         raise ConfigError(f"--format {a.format} is not available for a {skill.task.kind} skill (it has: {', '.join(skill.task.formats)})")
@@ -96,14 +100,45 @@ def cmd_predict(a) -> int:
         print(skill.task.format_prediction(p, a.format))
     return 0
 
+def _agent_predict(a) -> int:
+    "predict with an agent folder: each text routed (or sent to --skill), one JSON answer with its skill and router score"
+    agent = Agent.load(a.dir)
+    if a.format != 'json':
+        kind = agent[a.skill].task if a.skill else None
+        if kind is None or a.format not in kind.formats:
+            raise ConfigError(f"--format {a.format} with an agent needs --skill naming a skill that has it (routed answers "
+                              f"may be of any kind: use --format json)")
+        for p in agent(_texts(a), skill=a.skill, bs=a.bs, pretokenized=a.pretokenized): print(kind.format_prediction(p, a.format))
+        return 0
+    for p in agent(_texts(a), skill=a.skill, bs=a.bs, pretokenized=a.pretokenized):
+        print(json.dumps(agent.answer_record(p), ensure_ascii=False))
+    return 0
+
+def _explain_jobs(a, texts:list) -> list:
+    "(skill to explain, route or None) per text: the skill itself, or for an agent the routed skill (or, --routing, the router)"
+    if not is_agent(a.dir):
+        if a.skill or a.routing: raise ConfigError(f"--skill and --routing are for an agent folder, and {a.dir} is a single skill")
+        skill = Skill.load(a.dir)
+        return [(skill, None)] * len(texts)
+    agent = Agent.load(a.dir)
+    routes = agent.route(texts) if a.skill is None else [dict(skill=agent[a.skill] and a.skill, router_score=None)] * len(texts)
+    return [(agent.router if a.routing else agent[r['skill']] if r['skill'] else None, r) for r in routes]
+
 def cmd_explain(a) -> int:
     from agentflow.explain import explain, explanation_summary, summary_lines, explanations_report   # shap: only when asked for
-    skill = Skill.load(a.dir)
-    exps = explain(skill, list(a.text), a.max_evals, a.bs, output=a.output, why_not=a.why_not)
-    exps = [exps[i] for i in range(len(a.text))]
-    for t, e in zip(a.text, exps):
+    texts = list(a.text)
+    jobs = _explain_jobs(a, texts)
+    exps = [None] * len(texts)
+    for skill in {id(s): s for s, _ in jobs if s is not None}.values():     # texts explained together, skill by skill
+        idx = [i for i, (s, _) in enumerate(jobs) if s is skill]
+        got = explain(skill, [texts[i] for i in idx], a.max_evals, a.bs, output=a.output, why_not=a.why_not)
+        for k, i in enumerate(idx): exps[i] = got[k]
+    for t, e, (skill, route) in zip(texts, exps, jobs):
         s = explanation_summary(e, a.top, skill.task) if e is not None else dict(text=t, prediction=[], outputs=[])
-        print(json.dumps(s, ensure_ascii=False) if a.json else '\n'.join(summary_lines(s)))
+        if route is not None: s = {**route, **s}          # which skill answered, and how sure the router was
+        if a.json: print(json.dumps(s, ensure_ascii=False)); continue
+        if route is not None: print(f"[skill {route['skill'] or 'unsure'}, router score {route['router_score']}]")
+        print('\n'.join(summary_lines(s)))
     if a.html:
         with atomic_write(a.html) as f: f.write(explanations_report(exps))
         _log(f"wrote {a.html}")
@@ -142,6 +177,59 @@ def cmd_bench(a) -> int:
         print(bench.format_explain_report(rep))
     if a.json: save_json(rep, a.json)
     return 0
+
+# %% ../nbs/14_cli.ipynb #8d261602
+def _pairs(values:list, flag:str) -> dict:
+    "NAME=VALUE arguments as a dict, each name once"
+    out = {}
+    for v in values or []:
+        name, sep, value = v.partition('=')
+        if not sep or not name or not value: raise ConfigError(f"{flag} {v}: expected NAME=PATH")
+        if name in out: raise ConfigError(f"{flag}: '{name}' is given twice")
+        out[name] = value
+    return out
+
+def _lines(path:str) -> list[str]:
+    "The non-empty lines of a text file"
+    p = Path(path)
+    if not p.is_file(): raise DataError(f"{p}: no such file")
+    try: return [l for l in p.read_text(encoding='utf-8').splitlines() if l.strip()]
+    except UnicodeDecodeError: raise DataError(f"{p}: not valid utf-8 text") from None
+
+def _first_backbone(folder:str) -> str|None:
+    "The backbone a saved skill was trained on, as its skill.json names it"
+    try: name = json.loads((Path(folder)/SKILL_FILE).read_text())['backbone']
+    except (OSError, ValueError, KeyError, TypeError): return None    # the agent's own checks name what is wrong
+    return default_backbone() if name == 'default' else name
+
+def cmd_agent(a) -> int:
+    if a.action == 'show':
+        agent = Agent.load(a.dir)
+        print(repr(agent)); print(agent.skills.to_string())
+        return 0
+    skills, texts = _pairs(a.skill, '--skill'), _pairs(a.texts, '--texts')
+    if not skills: raise ConfigError("agent build needs at least one --skill NAME=SKILL_DIR")
+    if set(texts) - set(skills): raise ConfigError(f"--texts names no --skill: {', '.join(sorted(set(texts) - set(skills)))}")
+    out = Path(a.dir)
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not is_agent(out))):
+        raise ConfigError(f"{out}: exists and is not an agent folder; choose a new OUT")
+    agent = Agent(a.model or _first_backbone(next(iter(skills.values()))), threshold=a.threshold)
+    for name, folder in skills.items():
+        agent.add(name, folder, texts=_lines(texts[name]) if name in texts else None)
+        _log(f"added {name}: {agent[name]!r}")
+    agent.router                                   # every skill has router texts (and centroids now), or a clear error
+    if a.router == 'trained':
+        m = agent.train_router(epochs=a.epochs)
+        _log(f"trained the router: valid accuracy {m['accuracy']:.4f}")
+    agent.save(out)
+    print(agent.skills.to_string())
+    print(f"saved the agent ({agent.router_kind} router) to {out}")
+    return 0
+
+def cmd_serve(a) -> int:
+    from agentflow.serve import serve     # FastAPI and uvicorn: only when serving
+    return serve(a.dir, host=a.host, port=a.port, max_texts=a.max_texts, max_chars=a.max_chars, batch=a.batch,
+                 wait_ms=a.wait_ms, log=_log)
 
 # %% ../nbs/14_cli.ipynb #67f68807
 class _Parser(argparse.ArgumentParser):
@@ -197,6 +285,20 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument('--skill', default=None, help='explain: a saved text-classification skill (default: MiniLM with a seeded head)')
     b.add_argument('--max-evals', type=int, default=500, help='explain: model evaluations per text'); b.add_argument('--batch-sizes', default='1,32')
     b.add_argument('--json', default=None, help='also write the figures to this file')
+    g = sub.add_parser('agent', help='build an agent from saved skills (one backbone, a router), or show one')
+    g.add_argument('action', choices=['build', 'show']); g.add_argument('dir', help='build: the folder to write; show: an agent folder')
+    g.add_argument('--skill', action='append', default=[], metavar='NAME=SKILL_DIR', help='build: a saved skill and its name (repeat)')
+    g.add_argument('--texts', action='append', default=[], metavar='NAME=FILE', help="build: texts of a skill's domain for the router, one per line")
+    g.add_argument('--router', choices=['centroid', 'trained'], default='centroid')
+    g.add_argument('--threshold', type=float, default=0.5, help='below this router confidence the answer is "unsure"')
+    g.add_argument('--epochs', type=int, default=2, help='--router trained: epochs of its training')
+    g.add_argument('--model', default=None, help="the backbone (default: the first skill's)")
+    v = sub.add_parser('serve', help='serve a skill or an agent over HTTP (FastAPI + uvicorn)')
+    v.add_argument('dir'); v.add_argument('--port', type=int, default=8000); v.add_argument('--host', default='127.0.0.1')
+    v.add_argument('--max-texts', type=int, default=64, help='texts per request at most (more: 413)')
+    v.add_argument('--max-chars', type=int, default=10000, help='characters per text at most (more: 413)')
+    v.add_argument('--batch', type=int, default=32, help='texts gathered into one model call at most')
+    v.add_argument('--wait-ms', type=float, default=5, help='how long a request waits for others to share its batch')
     s = sub.add_parser('docs', help='build the docs site offline into _docs/ (inside a clone of the repository)')
     s.add_argument('--serve', action='store_true', help='then serve it on http://localhost:PORT')
     s.add_argument('--port', type=int, default=8000)
@@ -211,6 +313,8 @@ def parser() -> argparse.ArgumentParser:
     x.add_argument('--output', choices=['prob', 'logodds', 'logit'], default='prob', help='classification: what is explained')
     x.add_argument('--why-not', nargs='+', default=None, metavar='WORD', help='ner: also explain why WORD is not an entity')
     x.add_argument('--bs', type=int, default=64)
+    x.add_argument('--skill', default=None, help='an agent folder: explain with this skill instead of the routed one')
+    x.add_argument('--routing', action='store_true', help="an agent folder: explain the router's decision instead of the answer")
     for name, help in (('evaluate', 'score a saved skill on a labelled file'), ('predict', 'predict texts with a saved skill')):
         e = sub.add_parser(name, help=help)
         e.add_argument('dir')
@@ -228,11 +332,12 @@ def parser() -> argparse.ArgumentParser:
             e.add_argument('--pretokenized', action='store_true', help='words are separated by whitespace: keep them exactly')
             e.add_argument('--conll', action='store_true', help='--file is CoNLL: one word per line (first column), blank line between sentences')
             e.add_argument('--bs', type=int, default=32)
+            e.add_argument('--skill', default=None, help='an agent folder: send every text to this skill instead of routing')
             e.add_argument('--format', choices=sorted({f for c in Task.registry.values() for f in c.formats}), default='json')
     return p
 
 COMMANDS = dict(demo=cmd_demo, train=cmd_train, evaluate=cmd_evaluate, predict=cmd_predict, explain=cmd_explain, bench=cmd_bench,
-                docs=cmd_docs)
+                docs=cmd_docs, agent=cmd_agent, serve=cmd_serve)
 
 def main(argv:list[str]|None=None) -> int:
     "Entry point of the `agentflow` command"
