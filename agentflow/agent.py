@@ -398,7 +398,8 @@ def __call__(self:Agent, texts:str|list,       # a text or a list of texts
     for n in set(names) - {None}: self[n]
     routes = [dict(skill=n, router_score=None) for n in names]
     free = [i for i, n in enumerate(names) if n is None]
-    for i, r in zip(free, self.route([texts[i] for i in free])): routes[i] = r
+    if free:
+        for i, r in zip(free, self.route([texts[i] for i in free])): routes[i] = r
     groups = {}
     for i, r in enumerate(routes):
         if r['skill'] is not None: groups.setdefault(r['skill'], []).append(i)

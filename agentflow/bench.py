@@ -4,7 +4,7 @@
 
 # %% ../nbs/15_bench.ipynb #e6d5d5cc
 from __future__ import annotations
-import json, os, random, resource, subprocess, sys, tempfile, time
+import itertools, json, os, random, resource, subprocess, sys, tempfile, time
 from pathlib import Path
 import numpy as np
 import torch
@@ -18,9 +18,10 @@ from .callbacks import *
 from .recipes import *
 
 # %% auto #0
-__all__ = ['TRAINER_SETTINGS', 'matmul_peak', 'non_embedding_params', 'train_flops_per_token', 'useful_gflops', 'bench_data',
-           'run_train', 'worker', 'bench_train', 'format_train_report', 'bench_predict', 'format_predict_report',
-           'bench_explain', 'format_explain_report']
+__all__ = ['TRAINER_SETTINGS', 'AGENT_DOMAINS', 'matmul_peak', 'non_embedding_params', 'train_flops_per_token', 'useful_gflops',
+           'bench_data', 'run_train', 'worker', 'bench_train', 'format_train_report', 'bench_predict',
+           'format_predict_report', 'bench_explain', 'format_explain_report', 'agent_domain_data', 'agent_bench_skills',
+           'pss_mb', 'memory_run', 'memory_worker', 'bench_agent', 'format_agent_report']
 
 # %% ../nbs/15_bench.ipynb #bf1cb3b5
 def matmul_peak(dtype=torch.float32, n:int=2048, seconds:float=1.0, device=None) -> float:
@@ -70,7 +71,9 @@ def _labels(dsd) -> list[str]:
     return labels_of(Dataset.from_dict({'tags': list(dsd['train']['tags']) + list(dsd['test']['tags'])}))
 
 def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    "This process's peak resident memory, MB (VmHWM: unlike `ru_maxrss`, not raised by the parent it was forked from)"
+    try: return next(int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmHWM:')) / 1024
+    except (OSError, StopIteration): return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 def _run_agentflow(dsd, peft, lr, epochs, bs, seed, precision):
     "The recipe's skill and learner (`agentflow.recipes`) with gradient clipping only: the loop itself, timed"
@@ -286,4 +289,210 @@ def format_explain_report(rep:dict) -> str:
     for name, r in rep['ours'].items():
         lines.append(f"agentflow ({name}{', the default here' if name == rep['default'] else ''}): {r['s_per_text']:.3f} s per text, "
                      f"{r['speedup']:.1f}x; largest difference in SHAP values {r['max_abs_diff']:.1e}")
+    return '\n'.join(lines)
+
+# %% ../nbs/15_bench.ipynb #a3e0e42d
+AGENT_DOMAINS = dict(tweets=('ner', None), airline=('classify', 'airline'), cars=('classify', 'cars'),
+                     deflategate=('classify', 'deflategate'))   # name: (task, CrowdFlower source)
+
+def agent_domain_data(name:str) -> DatasetDict:
+    "The data of one of the benchmark's domains"
+    kind, source = AGENT_DOMAINS[name]
+    return wnut16() if kind == 'ner' else crowdflower_sentiment(source=source)
+
+def agent_bench_skills(folder:str|Path, seed:int=0) -> dict[str, Path]:
+    "The four benchmark skills (fresh LoRA adapters and heads) saved in `folder`, each with a sample of its domain's texts"
+    out = {}
+    for name, (kind, _) in AGENT_DOMAINS.items():
+        dsd = agent_domain_data(name)
+        task = Task.from_kind(kind, dsd.labels)
+        skill = Skill.new(task, peft='lora', seed=seed)
+        out[name] = skill.save(Path(folder)/name)
+        save_json(domain_sample(task, dsd['train'], 500, seed), out[name]/TEXTS_FILE)
+    return out
+
+def _domain_stream(n:int, seed:int=0) -> tuple[list[str], list[str]]:
+    "`n` held-out texts of the four domains in a shuffled order, with the domain of each"
+    rows = []
+    for name in AGENT_DOMAINS:
+        test = agent_domain_data(name)['test']
+        rows += [(Task.of_data(test).text_of(ex), name) for ex in test.select(range(min(len(test), n)))]
+    random.Random(seed).shuffle(rows)
+    return [t for t, _ in rows[:n]], [d for _, d in rows[:n]]
+
+# %% ../nbs/15_bench.ipynb #2216da7e
+def pss_mb() -> float:
+    "This process's proportional set size, MB: its private memory plus its share of pages it shares (Linux)"
+    try: return next(int(l.split()[1]) for l in open('/proc/self/smaps_rollup') if l.startswith('Pss:')) / 1024
+    except (OSError, StopIteration): return float('nan')
+
+def memory_run(cfg:dict) -> dict:
+    "One memory measurement in this process: load nothing, each skill on its own, or a saved agent; predict; peak RSS and PSS"
+    from agentflow.agent import Agent
+    set_threads(cfg.get('threads'))
+    texts, skills = cfg['texts'], cfg['skills']
+    if cfg['mode'] == 'skills':
+        loaded = {n: Skill.load(d) for n, d in skills.items()}
+        for n, s in loaded.items(): s.predict(texts[:8])
+    elif cfg['mode'] in ('agent', 'agent1'):           # agent1: an agent of the first skill only
+        agent = Agent.load(cfg['agent'])
+        agent(texts)
+    return dict(mode=cfg['mode'], peak_rss_mb=_peak_rss_mb(), pss_mb=pss_mb())
+
+def memory_worker():
+    "Entry point of a memory subprocess: a JSON config in argv[1], a JSON result as the last line of stdout"
+    print(json.dumps(memory_run(json.loads(sys.argv[1]))))
+
+def _memory(cfg:dict) -> dict:
+    env = dict(os.environ, TOKENIZERS_PARALLELISM='false', HF_HUB_OFFLINE='1')
+    code = 'import agentflow.agent, agentflow.recipes; from agentflow.bench import memory_worker; memory_worker()'
+    r = subprocess.run([sys.executable, '-c', code, json.dumps(cfg)], capture_output=True, text=True, env=env)
+    if r.returncode != 0: raise AgentflowError(f"memory run '{cfg['mode']}' failed: {r.stderr.strip().splitlines()[-1] if r.stderr.strip() else r.returncode}")
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+# %% ../nbs/15_bench.ipynb #22c04d1b
+def _time_stream(fn, chunks, repeat:int) -> float:
+    "Best seconds of `repeat` passes of `fn(chunk)` over all chunks"
+    best = float('inf')
+    for _ in range(repeat):
+        t = time.perf_counter()
+        for c in chunks: fn(c)
+        best = min(best, time.perf_counter() - t)
+    return best
+
+def _serve_load(agent_dir:Path, texts:list[str], requests:int, concurrency:int, log) -> dict:
+    "Start `agentflow serve` on the agent, send `requests` one-text requests from `concurrency` threads, stop it"
+    import http.client, socket, signal, threading
+    with socket.socket() as s: s.bind(('127.0.0.1', 0)); port = s.getsockname()[1]
+    code = f'import sys; from agentflow.cli import main; sys.exit(main(["serve", {str(agent_dir)!r}, "--port", "{port}"]))'
+    proc = subprocess.Popen([sys.executable, '-c', code], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            env=dict(os.environ, TOKENIZERS_PARALLELISM='false', HF_HUB_OFFLINE='1'))
+    def get(conn, method, path, body=None):
+        conn.request(method, path, body=None if body is None else json.dumps(body), headers={'Content-Type': 'application/json'})
+        r = conn.getresponse(); return r.status, json.loads(r.read())
+    try:
+        for _ in range(1200):
+            try:
+                c = http.client.HTTPConnection('127.0.0.1', port, timeout=300); get(c, 'GET', '/health'); break
+            except OSError: time.sleep(0.1)
+            if proc.poll() is not None: raise AgentflowError(f"the server did not start: {proc.stderr.read().strip()[-300:]}")
+        for i in range(min(64, requests)): get(c, 'POST', '/predict', {'texts': [texts[i % len(texts)]]})   # warm up
+        rss = [get(c, 'GET', '/health')[1]['rss_mb']]
+        lat, errors, lock, next_i = [], [0], threading.Lock(), iter(range(requests))
+        def client():
+            conn = http.client.HTTPConnection('127.0.0.1', port, timeout=300)
+            while True:
+                with lock: i = next(next_i, None)
+                if i is None: return
+                t = time.perf_counter()
+                try: ok = get(conn, 'POST', '/predict', {'texts': [texts[i % len(texts)]]})[0] == 200
+                except (OSError, http.client.HTTPException):
+                    ok = False; conn = http.client.HTTPConnection('127.0.0.1', port, timeout=300)
+                with lock:
+                    lat.append(time.perf_counter() - t); errors[0] += not ok
+                    if len(lat) == requests // 2: rss.append(None)       # mark: half-way (sampled below)
+        threads = [threading.Thread(target=client) for _ in range(concurrency)]
+        t0 = time.perf_counter()
+        for t in threads: t.start()
+        while any(t.is_alive() for t in threads):
+            time.sleep(0.2)
+            if None in rss: rss[rss.index(None)] = get(c, 'GET', '/health')[1]['rss_mb']
+        seconds = time.perf_counter() - t0
+        health = get(c, 'GET', '/health')[1]
+        rss = [r for r in rss if r is not None] + [health['rss_mb']]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try: proc.wait(timeout=60)
+        except subprocess.TimeoutExpired: proc.kill()
+    lat = np.array(lat) * 1000
+    return dict(requests=requests, concurrency=concurrency, seconds=seconds, rps=requests / seconds,
+                p50_ms=float(np.percentile(lat, 50)), p99_ms=float(np.percentile(lat, 99)), errors=errors[0],
+                model_calls=health['model_calls'], rss_mb=rss, exit_code=proc.returncode)
+
+# %% ../nbs/15_bench.ipynb #fa68fdb6
+def bench_agent(skills:dict|None=None,   # name -> saved LoRA skill folder; default: the four benchmark skills, fresh
+                n:int=512,                # texts in the mixed stream
+                chunk:int=32,             # texts arriving together (one call of the agent; one group per skill for the reference)
+                requests:int=2000,        # serving: requests in the load test (0: no load test)
+                concurrency:int=32,       # serving: client threads
+                repeat:int=2,             # passes over the stream; the fastest counts
+                log=print) -> dict:
+    "The agent against separately loaded skills: memory, a mixed stream's throughput, and a serving load test"
+    from agentflow.agent import Agent
+    rep = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        if skills is None: log('saving four fresh LoRA skills ...'); skills = agent_bench_skills(tmp/'skills')
+        skills = {k: str(v) for k, v in skills.items()}
+        texts, domains = _domain_stream(n)
+        if set(domains) != set(skills): domains = [list(skills)[i % len(skills)] for i in range(len(texts))]   # skills of other domains: in turn
+        agent = Agent()
+        for k, d in skills.items(): agent.add(k, d)
+        agent.save(tmp/'agent')                            # as a server loads it: centroids computed once, saved
+        first = next(iter(skills))
+        one = Agent(); one.add(first, skills[first]); one.save(tmp/'agent1'); del one
+        own = {k: Skill.load(d) for k, d in skills.items()}
+        log('memory: four processes ...')
+        cfg = dict(skills=skills, texts=texts[:32])
+        mem = {m: _memory(dict(cfg, mode=m, agent=str(tmp/m))) for m in ('baseline', 'skills', 'agent', 'agent1')}
+        rss, pss = ({m: r[k] for m, r in mem.items()} for k in ('peak_rss_mb', 'pss_mb'))
+        lora = [m for m in agent.members.values() if m.peft == 'lora']
+        rep['memory'] = dict(peak_rss_mb=rss, pss_mb=pss, backbone_params=agent.backbone_params,
+                             **{f'{k}_ratio_total': d['agent'] / d['skills'] for k, d in (('rss', rss), ('pss', pss))},
+                             **{f'{k}_ratio_above_baseline': (d['agent'] - d['baseline']) / (d['skills'] - d['baseline'])
+                                for k, d in (('rss', rss), ('pss', pss))},
+                             skill_params=max(m.own_params for m in lora) if lora else None,
+                             skill_param_share=max(m.own_params for m in lora) / agent.backbone_params if lora else None,
+                             skill_pss_share=(pss['agent'] - pss['agent1']) / max(len(skills) - 1, 1) / (pss['agent1'] - pss['baseline']))
+        log('mixed stream ...')
+        chunks = [(texts[i:i + chunk], domains[i:i + chunk]) for i in range(0, len(texts), chunk)]
+        def reference(c):
+            ts, ds = c
+            for k in dict.fromkeys(ds): own[k].predict([t for t, d in zip(ts, ds) if d == k])
+        runs = [list(g) for _, g in itertools.groupby(zip(texts, domains), key=lambda x: x[1])]   # consecutive inputs of one skill
+        def per_run(run): own[run[0][1]].predict([t for t, _ in run])
+        for f in (reference, lambda c: agent(c[0], skill=c[1]), lambda c: agent(c[0])): f(chunks[0])   # warm up
+        t_runs = _time_stream(per_run, runs, repeat)
+        t_ref = _time_stream(reference, chunks, repeat)
+        t_known = _time_stream(lambda c: agent(c[0], skill=c[1]), chunks, repeat)
+        t_routed = _time_stream(lambda c: agent(c[0]), chunks, repeat)
+        tokens, flops = sum(len(x) for x in agent.tokenizer(texts)['input_ids']), 2 * non_embedding_params(agent.base)
+        rep['stream'] = dict(texts=len(texts), chunk=chunk, runs=len(runs), skills_per_run=len(texts) / t_runs,
+                             skills_per_group=len(texts) / t_ref, agent_known=len(texts) / t_known, agent_routed=len(texts) / t_routed,
+                             ratio_known_vs_runs=t_runs / t_known, ratio_routed_vs_runs=t_runs / t_routed,
+                             ratio_known=t_ref / t_known, ratio_routed=t_ref / t_routed,
+                             gflops_reference=useful_gflops(flops, tokens, t_ref), gflops_agent=useful_gflops(flops, tokens, t_known),
+                             fp32_peak_gflops=matmul_peak(torch.float32))
+        if requests:
+            log(f'serving: {requests} requests from {concurrency} clients ...')
+            del agent, own
+            rep['serving'] = _serve_load(tmp/'agent', texts, requests, concurrency, log)
+    rep['skills'] = list(skills)
+    return rep
+
+def format_agent_report(rep:dict) -> str:
+    "The agent benchmark as lines of figures and ratios"
+    m, s = rep['memory'], rep['stream']
+    lines = [f"agent of {len(rep['skills'])} skills ({', '.join(rep['skills'])}) against each skill loaded on its own"]
+    for k, what in (('rss', 'peak RSS'), ('pss', 'PSS (shared pages counted once)')):
+        p = m[f'{k}_mb' if k == 'pss' else 'peak_rss_mb']
+        lines.append(f"memory, {what}: libraries only {p['baseline']:.0f} MB; {len(rep['skills'])} skills loaded separately "
+                     f"{p['skills']:.0f} MB; one agent {p['agent']:.0f} MB: {m[f'{k}_ratio_total']:.2f}x in total, "
+                     f"{m[f'{k}_ratio_above_baseline']:.2f}x above the libraries")
+    if m['skill_param_share'] is not None:
+        lines.append(f"one more LoRA skill: {m['skill_params']:,} parameters, {100 * m['skill_param_share']:.2f}% of the "
+                     f"backbone's {m['backbone_params']:,}; {100 * m['skill_pss_share']:.1f}% of the backbone's memory (PSS)")
+    lines.append(f"mixed stream of {s['texts']} texts ({s['runs']} runs of one skill), the agent answering chunks of {s['chunk']}: "
+                 f"agent, skills known {s['agent_known']:.1f} texts/s; agent routing each text {s['agent_routed']:.1f} texts/s")
+    lines.append(f"  against each skill's predict on each run of its texts in the stream, {s['skills_per_run']:.1f} texts/s: "
+                 f"{s['ratio_known_vs_runs']:.2f}x skills known, {s['ratio_routed_vs_runs']:.2f}x routed")
+    lines.append(f"  against each skill's predict on its texts of each chunk, {s['skills_per_group']:.1f} texts/s: "
+                 f"{s['ratio_known']:.2f}x skills known, {s['ratio_routed']:.2f}x routed; "
+                 f"backbone arithmetic: reference {s['gflops_reference']:.0f}, agent {s['gflops_agent']:.0f} GFLOP/s "
+                 f"(fp32 matmul peak {s['fp32_peak_gflops']:.0f})")
+    if 'serving' in rep:
+        v = rep['serving']
+        lines.append(f"serving: {v['requests']} requests, {v['concurrency']} concurrent: {v['rps']:.1f} requests/s, "
+                     f"p50 {v['p50_ms']:.0f} ms, p99 {v['p99_ms']:.0f} ms, {v['errors']} errors, {v['model_calls']} model calls; "
+                     f"server RSS {' -> '.join(f'{r:.0f}' for r in v['rss_mb'])} MB")
     return '\n'.join(lines)

@@ -172,6 +172,10 @@ def cmd_bench(a) -> int:
         sizes = tuple(int(b) for b in a.batch_sizes.split(','))
         rep = bench.bench_predict(a.data, a.n or 500, sizes, precision=a.precision, log=_log)
         print(bench.format_predict_report(rep))
+    elif a.what == 'agent':
+        rep = bench.bench_agent(_pairs(a.skills, '--skills') or None, a.n or 512, a.chunk, a.requests, a.concurrency,
+                                repeat=max(a.repeat, 2), log=_log)
+        print(bench.format_agent_report(rep))
     else:
         rep = bench.bench_explain(a.skill, a.n or 8, a.max_evals, log=_log)
         print(bench.format_explain_report(rep))
@@ -273,8 +277,8 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument('--rdrop', type=float, default=0., metavar='A', help='R-Drop: weight of the KL between two dropout passes')
     t.add_argument('--label-smoothing', type=float, default=0., metavar='E', help='spread E of the target over all labels')
     t.add_argument('--out', required=True)
-    b = sub.add_parser('bench', help='time agentflow against the Hugging Face Trainer or pipeline')
-    b.add_argument('what', choices=['train', 'predict', 'explain'])
+    b = sub.add_parser('bench', help='time agentflow against the Hugging Face Trainer or pipeline, or an agent against separate skills')
+    b.add_argument('what', choices=['train', 'predict', 'explain', 'agent'])
     b.add_argument('--data', default=None, help='a CoNLL folder with train.txt and test.txt (default: the shipped WNUT-2016)')
     b.add_argument('--max-train', type=int, default=None); b.add_argument('--epochs', type=int, default=2)
     b.add_argument('--peft', choices=['lora', 'none'], default='lora'); b.add_argument('--lr', type=float, default=None)
@@ -284,6 +288,10 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument('--n', type=int, default=None, help='predict: sentences (500); explain: texts (8)')
     b.add_argument('--skill', default=None, help='explain: a saved text-classification skill (default: MiniLM with a seeded head)')
     b.add_argument('--max-evals', type=int, default=500, help='explain: model evaluations per text'); b.add_argument('--batch-sizes', default='1,32')
+    b.add_argument('--skills', action='append', default=[], metavar='NAME=SKILL_DIR', help='agent: saved LoRA skills (default: four fresh ones)')
+    b.add_argument('--chunk', type=int, default=32, help='agent: texts of the mixed stream answered together')
+    b.add_argument('--requests', type=int, default=2000, help='agent: requests in the serving load test (0: none)')
+    b.add_argument('--concurrency', type=int, default=32, help='agent: client threads of the load test')
     b.add_argument('--json', default=None, help='also write the figures to this file')
     g = sub.add_parser('agent', help='build an agent from saved skills (one backbone, a router), or show one')
     g.add_argument('action', choices=['build', 'show']); g.add_argument('dir', help='build: the folder to write; show: an agent folder')

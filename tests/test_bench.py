@@ -23,3 +23,11 @@ def test_bench_train_runs_agentflow_and_the_trainer(tmp_path):
 def test_bench_rejects_a_folder_without_data(tmp_path):
     r = run_cli('bench', 'train', '--data', tmp_path)
     assert r.returncode == 2 and 'train.txt: no such file' in r.stderr and '\n' not in r.stderr.strip()
+
+def test_bench_agent_reports_memory_stream_and_serving(tmp_path):
+    r = run_cli('bench', 'agent', '--n', 32, '--requests', 40, '--concurrency', 4, '--json', tmp_path/'a.json')
+    assert r.returncode == 0, r.stderr
+    rep = json.loads((tmp_path/'a.json').read_text())
+    assert rep['serving']['errors'] == 0 and rep['serving']['requests'] == 40 and rep['serving']['p99_ms'] > 0
+    assert rep['memory']['skill_param_share'] < 0.05 and rep['stream']['ratio_known_vs_runs'] > 0
+    assert 'against each skill' in r.stdout and 'serving: 40 requests' in r.stdout
