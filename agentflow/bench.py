@@ -370,14 +370,18 @@ def _serve_load(agent_dir:Path, texts:list[str], requests:int, concurrency:int, 
     def get(conn, method, path, body=None):
         conn.request(method, path, body=None if body is None else json.dumps(body), headers={'Content-Type': 'application/json'})
         r = conn.getresponse(); return r.status, json.loads(r.read())
+    def health() -> dict:                     # on a connection of its own: an idle keep-alive one is closed by the server
+        c = http.client.HTTPConnection('127.0.0.1', port, timeout=300)
+        try: return get(c, 'GET', '/health')[1]
+        finally: c.close()
     try:
         for _ in range(1200):
-            try:
-                c = http.client.HTTPConnection('127.0.0.1', port, timeout=300); get(c, 'GET', '/health'); break
+            try: health(); break
             except OSError: time.sleep(0.1)
             if proc.poll() is not None: raise AgentflowError(f"the server did not start: {proc.stderr.read().strip()[-300:]}")
+        c = http.client.HTTPConnection('127.0.0.1', port, timeout=300)
         for i in range(min(64, requests)): get(c, 'POST', '/predict', {'texts': [texts[i % len(texts)]]})   # warm up
-        rss = [get(c, 'GET', '/health')[1]['rss_mb']]
+        c.close()
         lat, errors, lock, next_i = [], [0], threading.Lock(), iter(range(requests))
         def client():
             conn = http.client.HTTPConnection('127.0.0.1', port, timeout=300)
@@ -388,26 +392,26 @@ def _serve_load(agent_dir:Path, texts:list[str], requests:int, concurrency:int, 
                 try: ok = get(conn, 'POST', '/predict', {'texts': [texts[i % len(texts)]]})[0] == 200
                 except (OSError, http.client.HTTPException):
                     ok = False; conn = http.client.HTTPConnection('127.0.0.1', port, timeout=300)
-                with lock:
-                    lat.append(time.perf_counter() - t); errors[0] += not ok
-                    if len(lat) == requests // 2: rss.append(None)       # mark: half-way (sampled below)
+                with lock: lat.append(time.perf_counter() - t); errors[0] += not ok
         threads = [threading.Thread(target=client) for _ in range(concurrency)]
-        t0 = time.perf_counter()
+        samples, t0 = [(0., health()['rss_mb'])], time.perf_counter()     # (seconds, server RSS): after warm-up, then each second
         for t in threads: t.start()
         while any(t.is_alive() for t in threads):
-            time.sleep(0.2)
-            if None in rss: rss[rss.index(None)] = get(c, 'GET', '/health')[1]['rss_mb']
+            time.sleep(1); samples.append((time.perf_counter() - t0, health()['rss_mb']))
         seconds = time.perf_counter() - t0
-        health = get(c, 'GET', '/health')[1]
-        rss = [r for r in rss if r is not None] + [health['rss_mb']]
+        end = health()
+        samples.append((seconds, end['rss_mb']))
     finally:
         proc.send_signal(signal.SIGTERM)
         try: proc.wait(timeout=60)
         except subprocess.TimeoutExpired: proc.kill()
     lat = np.array(lat) * 1000
+    after_minute = [r for s, r in samples if s >= 60]
     return dict(requests=requests, concurrency=concurrency, seconds=seconds, rps=requests / seconds,
                 p50_ms=float(np.percentile(lat, 50)), p99_ms=float(np.percentile(lat, 99)), errors=errors[0],
-                model_calls=health['model_calls'], rss_mb=rss, exit_code=proc.returncode)
+                model_calls=end['model_calls'], rss_mb=[samples[0][1], min(samples, key=lambda x: abs(x[0] - seconds / 2))[1], samples[-1][1]],
+                rss_max_mb=max(r for _, r in samples), growth_after_first_minute_mb=after_minute[-1] - after_minute[0] if after_minute else None,
+                exit_code=proc.returncode)
 
 # %% ../nbs/15_bench.ipynb #fa68fdb6
 def bench_agent(skills:dict|None=None,   # name -> saved LoRA skill folder; default: the four benchmark skills, fresh
@@ -494,5 +498,6 @@ def format_agent_report(rep:dict) -> str:
         v = rep['serving']
         lines.append(f"serving: {v['requests']} requests, {v['concurrency']} concurrent: {v['rps']:.1f} requests/s, "
                      f"p50 {v['p50_ms']:.0f} ms, p99 {v['p99_ms']:.0f} ms, {v['errors']} errors, {v['model_calls']} model calls; "
-                     f"server RSS {' -> '.join(f'{r:.0f}' for r in v['rss_mb'])} MB")
+                     f"server RSS after warm-up, half-way, at the end: {' -> '.join(f'{r:.0f}' for r in v['rss_mb'])} MB"
+                     + (f", {v['growth_after_first_minute_mb']:+.0f} MB after the first minute" if v['growth_after_first_minute_mb'] is not None else ''))
     return '\n'.join(lines)
