@@ -138,8 +138,9 @@ class ExplainIn(TextsIn):
     routing: bool = Field(False, description="explain the router's decision instead of the answer (an agent)")
 
 def _rss_mb() -> float:
-    "This process's peak resident memory, MB"
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    "This process's peak resident memory, MB (VmHWM: unlike `ru_maxrss`, not raised by the process it was forked from)"
+    try: return next(int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmHWM:')) / 1024
+    except (OSError, StopIteration): return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 def _current_rss_mb() -> float:
     "This process's resident memory now, MB"
