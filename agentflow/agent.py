@@ -27,7 +27,7 @@ import pandas as pd
 
 # %% auto #0
 __all__ = ['AGENT_FILE', 'read_skill_files', 'same_backbone', 'head_model', 'OnShared', 'Member', 'lora_config', 'mean_pool',
-           'Agent', 'CentroidModel', 'routing_report', 'is_agent']
+           'Agent', 'CentroidModel', 'routing_report', 'skill_backbone', 'is_agent']
 
 # %% ../nbs/11_agent.ipynb #4bef685a
 def _json(path:Path, data:bytes):
@@ -101,12 +101,12 @@ class Member(Skill):
                 f"({100 * self.own_params / self.model.agent.backbone_params:.2f}% of the shared backbone))")
 
 # %% ../nbs/11_agent.ipynb #3bb51858
-_NAME = re.compile(r'[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$')
+_NAME = re.compile(r'[A-Za-z0-9][A-Za-z0-9_-]{0,63}$')   # no '.': peft keeps adapters in a ModuleDict
 AGENT_FILE = 'agent.json'
 
 def _check_name(name:str):
     if not isinstance(name, str) or not _NAME.match(name) or name.startswith('__'):
-        raise ConfigError(f"skill name {name!r}: expected letters, digits, '_', '.' or '-' (at most 64, not starting with '_' or '.'), as it names a folder")
+        raise ConfigError(f"skill name {name!r}: expected letters, digits, '_' or '-' (at most 64, not starting with '_'), as it names a folder and an adapter")
 
 def _shown(backbone:str) -> str: return 'the shipped MiniLM (default)' if same_backbone(backbone, 'default') else backbone
 
@@ -195,8 +195,11 @@ def _load_member(self:Agent, name:str, files:dict, path:Path) -> Skill:
         warnings.simplefilter('ignore')
         if isinstance(self.model, PeftModel): self.model.add_adapter(name, cfg)
         else: self.model = PeftModel(self.base, cfg, adapter_name=name)
-    res = set_peft_model_state_dict(self.model, lora, adapter_name=name)
-    mine = [n for n, _ in self.model.named_parameters() if f'.{name}.' in n and 'lora_' in n]
+    try: res = set_peft_model_state_dict(self.model, lora, adapter_name=name)
+    except (RuntimeError, ValueError) as e:            # shapes of another architecture
+        self._drop_adapter(name)
+        raise ModelError(f"{path/'adapter_model.safetensors'}: damaged or of another architecture ({str(e).splitlines()[0]})") from None
+    mine = [n for n, _ in self.model.named_parameters() if re.search(rf'\.lora_\w+\.{re.escape(name)}\.', n)]
     if res.unexpected_keys or len(mine) != len(lora):
         self._drop_adapter(name)
         raise ModelError(f"{path/'adapter_model.safetensors'}: damaged or of another architecture: its LoRA weights do not "
@@ -331,6 +334,7 @@ def router(self:Agent) -> Skill:
 def route(self:Agent, texts:list[str], bs:int=64) -> list[dict]:
     "For each text: the skill the router picks and its confidence, or `unsure` with the two skills it hesitated between"
     router = self.router
+    texts = [t if isinstance(t, str) else ' '.join(t) for t in texts]     # lists of words: routed as their text
     names, out = router.task.labels, []
     for p in router.task.probs(np.stack(router.outputs({'text': list(texts)}, bs))) if texts else []:
         top = np.argsort(-p)[:2]
@@ -404,7 +408,7 @@ def __call__(self:Agent, texts:str|list,       # a text or a list of texts
     for i, r in enumerate(routes):
         if r['skill'] is not None: groups.setdefault(r['skill'], []).append(i)
     preds = self.predict_groups({n: [texts[i] for i in idx] for n, idx in groups.items()}, bs, pretokenized)
-    answers = [dict(text=t, **r) for t, r in zip(texts, routes)]    # unsure: no prediction, the two candidates
+    answers = [dict(text=t if isinstance(t, str) else ' '.join(t), **r) for t, r in zip(texts, routes)]   # unsure: no prediction
     for n, idx in groups.items():
         for i, p in zip(idx, preds[n]): answers[i] = dict(skill=n, router_score=routes[i]['router_score'], **p)
     return answers
@@ -464,6 +468,12 @@ def save(self:Agent, path:str|Path) -> Path:
             for f, b in self.files['__router__'].items(): (tmp/'router'/f).write_bytes(b)
         save_json(manifest, tmp/AGENT_FILE)
     return Path(path)
+
+def skill_backbone(folder:str|Path) -> str|None:
+    "The backbone a saved skill was trained on, as a name or folder (None when its skill.json cannot tell)"
+    try: name = json.loads((Path(folder)/SKILL_FILE).read_text())['backbone']
+    except (OSError, ValueError, KeyError, TypeError): return None    # the agent's own checks name what is wrong
+    return default_backbone() if name == 'default' else name
 
 def is_agent(path:str|Path) -> bool:
     "Whether `path` is a saved agent's folder"

@@ -16,6 +16,7 @@ from .skill import *
 from .learner import *
 from .callbacks import *
 from .recipes import *
+from .agent import *
 
 # %% auto #0
 __all__ = ['TRAINER_SETTINGS', 'AGENT_DOMAINS', 'matmul_peak', 'non_embedding_params', 'train_flops_per_token', 'useful_gflops',
@@ -328,7 +329,6 @@ def pss_mb() -> float:
 
 def memory_run(cfg:dict) -> dict:
     "One memory measurement in this process: load nothing, each skill on its own, or a saved agent; predict; peak RSS and PSS"
-    from agentflow.agent import Agent
     set_threads(cfg.get('threads'))
     texts, skills = cfg['texts'], cfg['skills']
     if cfg['mode'] == 'skills':
@@ -365,11 +365,13 @@ def _serve_load(agent_dir:Path, texts:list[str], requests:int, concurrency:int, 
     import http.client, socket, signal, threading
     with socket.socket() as s: s.bind(('127.0.0.1', 0)); port = s.getsockname()[1]
     code = f'import sys; from agentflow.cli import main; sys.exit(main(["serve", {str(agent_dir)!r}, "--port", "{port}"]))'
-    proc = subprocess.Popen([sys.executable, '-c', code], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    log_file = tempfile.TemporaryFile('w+')              # not a pipe: a pipe nobody reads would block a chatty server
+    proc = subprocess.Popen([sys.executable, '-c', code], stdout=subprocess.DEVNULL, stderr=log_file, text=True,
                             env=dict(os.environ, TOKENIZERS_PARALLELISM='false', HF_HUB_OFFLINE='1'))
     def get(conn, method, path, body=None):
         conn.request(method, path, body=None if body is None else json.dumps(body), headers={'Content-Type': 'application/json'})
-        r = conn.getresponse(); return r.status, json.loads(r.read())
+        r = conn.getresponse(); body = r.read()
+        return r.status, json.loads(body) if r.status == 200 else body
     def health() -> dict:                     # on a connection of its own: an idle keep-alive one is closed by the server
         c = http.client.HTTPConnection('127.0.0.1', port, timeout=300)
         try: return get(c, 'GET', '/health')[1]
@@ -378,7 +380,10 @@ def _serve_load(agent_dir:Path, texts:list[str], requests:int, concurrency:int, 
         for _ in range(1200):
             try: health(); break
             except OSError: time.sleep(0.1)
-            if proc.poll() is not None: raise AgentflowError(f"the server did not start: {proc.stderr.read().strip()[-300:]}")
+            if proc.poll() is not None: break
+        else: raise AgentflowError("the server did not answer within two minutes")
+        if proc.poll() is not None:
+            log_file.seek(0); raise AgentflowError(f"the server did not start: {log_file.read().strip()[-300:]}")
         c = http.client.HTTPConnection('127.0.0.1', port, timeout=300)
         for i in range(min(64, requests)): get(c, 'POST', '/predict', {'texts': [texts[i % len(texts)]]})   # warm up
         c.close()
@@ -390,7 +395,7 @@ def _serve_load(agent_dir:Path, texts:list[str], requests:int, concurrency:int, 
                 if i is None: return
                 t = time.perf_counter()
                 try: ok = get(conn, 'POST', '/predict', {'texts': [texts[i % len(texts)]]})[0] == 200
-                except (OSError, http.client.HTTPException):
+                except (OSError, http.client.HTTPException, ValueError):
                     ok = False; conn = http.client.HTTPConnection('127.0.0.1', port, timeout=300)
                 with lock: lat.append(time.perf_counter() - t); errors[0] += not ok
         threads = [threading.Thread(target=client) for _ in range(concurrency)]
@@ -422,25 +427,25 @@ def bench_agent(skills:dict|None=None,   # name -> saved LoRA skill folder; defa
                 repeat:int=2,             # passes over the stream; the fastest counts
                 log=print) -> dict:
     "The agent against separately loaded skills: memory, a mixed stream's throughput, and a serving load test"
-    from agentflow.agent import Agent
     rep = {}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         if skills is None: log('saving four fresh LoRA skills ...'); skills = agent_bench_skills(tmp/'skills')
         skills = {k: str(v) for k, v in skills.items()}
         texts, domains = _domain_stream(n)
-        if set(domains) != set(skills): domains = [list(skills)[i % len(skills)] for i in range(len(texts))]   # skills of other domains: in turn
-        agent = Agent()
+        if not set(domains) <= set(skills): domains = [list(skills)[i % len(skills)] for i in range(len(texts))]   # skills of other domains: in turn
+        backbone = skill_backbone(next(iter(skills.values())))
+        agent = Agent(backbone)
         for k, d in skills.items(): agent.add(k, d)
         agent.save(tmp/'agent')                            # as a server loads it: centroids computed once, saved
         first = next(iter(skills))
-        one = Agent(); one.add(first, skills[first]); one.save(tmp/'agent1'); del one
+        one = Agent(backbone); one.add(first, skills[first]); one.save(tmp/'agent1'); del one
         own = {k: Skill.load(d) for k, d in skills.items()}
         log('memory: four processes ...')
         cfg = dict(skills=skills, texts=texts[:32])
         mem = {m: _memory(dict(cfg, mode=m, agent=str(tmp/m))) for m in ('baseline', 'skills', 'agent', 'agent1')}
         rss, pss = ({m: r[k] for m, r in mem.items()} for k in ('peak_rss_mb', 'pss_mb'))
-        lora = [m for m in agent.members.values() if m.peft == 'lora']
+        lora = [m for m in agent.members.values() if isinstance(m, Member)]   # on the shared backbone
         rep['memory'] = dict(peak_rss_mb=rss, pss_mb=pss, backbone_params=agent.backbone_params,
                              **{f'{k}_ratio_total': d['agent'] / d['skills'] for k, d in (('rss', rss), ('pss', pss))},
                              **{f'{k}_ratio_above_baseline': (d['agent'] - d['baseline']) / (d['skills'] - d['baseline'])

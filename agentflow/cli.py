@@ -131,7 +131,9 @@ def cmd_explain(a) -> int:
     exps = [None] * len(texts)
     for skill in {id(s): s for s, _ in jobs if s is not None}.values():     # texts explained together, skill by skill
         idx = [i for i, (s, _) in enumerate(jobs) if s is skill]
-        got = explain(skill, [texts[i] for i in idx], a.max_evals, a.bs, output=a.output, why_not=a.why_not)
+        routed = jobs[idx[0]][1] is not None             # an agent's texts: --why-not goes to its token skills only
+        why_not = None if routed and not skill.task.explain_per_text else a.why_not
+        got = explain(skill, [texts[i] for i in idx], a.max_evals, a.bs, output=a.output, why_not=why_not)
         for k, i in enumerate(idx): exps[i] = got[k]
     for t, e, (skill, route) in zip(texts, exps, jobs):
         s = explanation_summary(e, a.top, skill.task) if e is not None else dict(text=t, prediction=[], outputs=[])
@@ -200,12 +202,6 @@ def _lines(path:str) -> list[str]:
     try: return [l for l in p.read_text(encoding='utf-8').splitlines() if l.strip()]
     except UnicodeDecodeError: raise DataError(f"{p}: not valid utf-8 text") from None
 
-def _first_backbone(folder:str) -> str|None:
-    "The backbone a saved skill was trained on, as its skill.json names it"
-    try: name = json.loads((Path(folder)/SKILL_FILE).read_text())['backbone']
-    except (OSError, ValueError, KeyError, TypeError): return None    # the agent's own checks name what is wrong
-    return default_backbone() if name == 'default' else name
-
 def cmd_agent(a) -> int:
     if a.action == 'show':
         agent = Agent.load(a.dir)
@@ -217,7 +213,7 @@ def cmd_agent(a) -> int:
     out = Path(a.dir)
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not is_agent(out))):
         raise ConfigError(f"{out}: exists and is not an agent folder; choose a new OUT")
-    agent = Agent(a.model or _first_backbone(next(iter(skills.values()))), threshold=a.threshold)
+    agent = Agent(a.model or skill_backbone(next(iter(skills.values()))), threshold=a.threshold)
     for name, folder in skills.items():
         agent.add(name, folder, texts=_lines(texts[name]) if name in texts else None)
         _log(f"added {name}: {agent[name]!r}")

@@ -57,13 +57,12 @@ class Served:
         else:
             routes = self.model.route(texts) if skill is None else [dict(skill=skill, router_score=None)] * len(texts)
             jobs = [(self.model.router if routing else self.model[r['skill']] if r['skill'] else None, r) for r in routes]
-        out = [None] * len(texts)
+        out = [dict(text=t, prediction=[], outputs=[]) for t in texts]   # nothing to explain: no entity, or the router unsure
         for target in {id(s): s for s, _ in jobs if s is not None}.values():
             idx = [i for i, (s, _) in enumerate(jobs) if s is target]
             got = explain(target, [texts[i] for i in idx], max_evals)
             for k, i in enumerate(idx):
-                e = got[k]
-                out[i] = explanation_summary(e, 5, target.task) if e is not None else dict(text=texts[i], prediction=[], outputs=[])
+                if got[k] is not None: out[i] = explanation_summary(got[k], 5, target.task)
         return [{**r, **s} if r is not None else s for s, (_, r) in zip(out, jobs)]
 
     def skills(self) -> list[dict]:
@@ -116,14 +115,23 @@ class Batcher:
             texts = [t for ts, _, _ in items for t in ts]
             skills = [s for ts, s, _ in items for _ in ts]
             try: answers = await self.in_model_thread(self.run, texts, skills)
-            except Exception as e:                          # every request of the batch gets the error, the loop goes on
-                for *_, fut in items: fut.set_exception(e) if not fut.done() else None
+            except Exception:                   # one request's failure must not fail the others: answer each on its own
+                for ts, skill, fut in items: await self._alone(ts, skill, fut)
             else:
                 self.calls, self.texts, k = self.calls + 1, self.texts + len(texts), 0
                 for ts, _, fut in items:
                     if not fut.done(): fut.set_result(answers[k:k + len(ts)])
                     k += len(ts)
             if stop: break
+
+    async def _alone(self, texts, skill, fut):
+        "Answer one request by itself, its error (if any) to it alone"
+        try: answers = await self.in_model_thread(self.run, texts, [skill] * len(texts))
+        except Exception as e:
+            if not fut.done(): fut.set_exception(e)
+        else:
+            self.calls, self.texts = self.calls + 1, self.texts + len(texts)
+            if not fut.done(): fut.set_result(answers)
 
 # %% ../nbs/13_serve.ipynb #e9cdcd4b
 class TextsIn(BaseModel):
@@ -175,6 +183,9 @@ def make_app(served:Served,            # the skill or agent to serve
         if size is not None and size.isdigit() and int(size) > max_body:
             stats['refused'] += 1
             return JSONResponse({'detail': f'request body of {int(size):,} bytes is too large (at most {max_body:,})'}, 413)
+        if size is None and request.method == 'POST':   # a body of unknown size (chunked) is not read
+            stats['refused'] += 1
+            return JSONResponse({'detail': 'send the body with a Content-Length (at most {max_body:,} bytes), not chunked'.format(max_body=max_body)}, 411)
         return await call_next(request)
 
     def check(body:TextsIn, most:int):
@@ -189,13 +200,14 @@ def make_app(served:Served,            # the skill or agent to serve
     @app.post('/predict', summary='Answer texts (routed to a skill by an agent, or sent to "skill")')
     async def predict(body:TextsIn) -> dict:
         check(body, max_texts)
-        return {'predictions': await batcher.submit(body.texts, body.skill)}
+        try: return {'predictions': await batcher.submit(body.texts, body.skill)}
+        except AgentflowError as e: raise HTTPException(422, str(e)) from None    # e.g. routing without router texts
 
     @app.post('/explain', summary='Explain the answers (or the routing) of texts with SHAP')
     async def explain(body:ExplainIn) -> dict:
         check(body, max_explain)
         try: out = await batcher.in_model_thread(served.explain, body.texts, body.skill, body.max_evals, body.routing)
-        except ConfigError as e: raise HTTPException(422, str(e)) from None
+        except AgentflowError as e: raise HTTPException(422, str(e)) from None
         return {'explanations': out}
 
     @app.get('/skills', summary='The skills served')
@@ -220,10 +232,12 @@ def make_app(served:Served,            # the skill or agent to serve
 
 # %% ../nbs/13_serve.ipynb #59b56709
 def port_free(host:str, port:int) -> bool:
-    "Whether `port` on `host` can be listened on"
-    with socket.socket() as s:
+    "Whether `port` on `host` (IPv4 or IPv6) can be listened on"
+    try: family, *_, addr = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except socket.gaierror as e: raise ConfigError(f"--host {host}: not an address this machine has ({e.strerror})") from None
+    with socket.socket(family, socket.SOCK_STREAM) as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try: s.bind((host, port)); return True
+        try: s.bind(addr); return True
         except OSError: return False
 
 def serve(path:str|Path,             # a saved skill or agent folder
