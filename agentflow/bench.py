@@ -5,6 +5,7 @@
 # %% ../nbs/15_bench.ipynb #e6d5d5cc
 from __future__ import annotations
 import itertools, json, os, random, resource, subprocess, sys, tempfile, time
+from functools import partial
 from pathlib import Path
 import numpy as np
 import torch
@@ -293,13 +294,12 @@ def format_explain_report(rep:dict) -> str:
     return '\n'.join(lines)
 
 # %% ../nbs/15_bench.ipynb #a3e0e42d
-AGENT_DOMAINS = dict(tweets=('ner', None), airline=('classify', 'airline'), cars=('classify', 'cars'),
-                     deflategate=('classify', 'deflategate'))   # name: (task, CrowdFlower source)
+AGENT_DOMAINS = dict(tweets=('ner', wnut16),           # name: (kind of task, the function that reads its data)
+                     **{s: ('classify', partial(crowdflower_sentiment, source=s)) for s in ('airline', 'cars', 'deflategate')})
 
 def agent_domain_data(name:str) -> DatasetDict:
     "The data of one of the benchmark's domains"
-    kind, source = AGENT_DOMAINS[name]
-    return wnut16() if kind == 'ner' else crowdflower_sentiment(source=source)
+    return AGENT_DOMAINS[name][1]()
 
 def agent_bench_skills(folder:str|Path, seed:int=0) -> dict[str, Path]:
     "The four benchmark skills (fresh LoRA adapters and heads) saved in `folder`, each with a sample of its domain's texts"
