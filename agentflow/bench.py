@@ -4,7 +4,7 @@
 
 # %% ../nbs/15_bench.ipynb #e6d5d5cc
 from __future__ import annotations
-import itertools, json, os, random, resource, subprocess, sys, tempfile, time
+import itertools, json, os, random, subprocess, sys, tempfile, time
 from functools import partial
 from pathlib import Path
 import numpy as np
@@ -72,11 +72,6 @@ def _labels(dsd) -> list[str]:
     from datasets import Dataset
     return labels_of(Dataset.from_dict({'tags': list(dsd['train']['tags']) + list(dsd['test']['tags'])}))
 
-def _peak_rss_mb() -> float:
-    "This process's peak resident memory, MB (VmHWM: unlike `ru_maxrss`, not raised by the parent it was forked from)"
-    try: return next(int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmHWM:')) / 1024
-    except (OSError, StopIteration): return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
 def _run_agentflow(dsd, peft, lr, epochs, bs, seed, precision):
     "The recipe's skill and learner (`agentflow.recipes`) with gradient clipping only: the loop itself, timed"
     cfg = TrainConfig(train=dsd, peft=peft, r=8, alpha=16, epochs=epochs, bs=bs, lr=lr, seed=seed, precision=precision)
@@ -131,7 +126,7 @@ def run_train(cfg:dict) -> dict:
     if cfg['who'] == 'agentflow': res = _run_agentflow(dsd, cfg['peft'], cfg['lr'], cfg['epochs'], cfg['bs'], cfg['seed'], cfg['setting'])
     else: res = _run_trainer(dsd, cfg['peft'], cfg['lr'], cfg['epochs'], cfg['bs'], cfg['seed'], cfg['setting'])
     res['samples_per_s'] = len(dsd['train']) * cfg['epochs'] / res['seconds']
-    res['peak_rss_mb'] = _peak_rss_mb()
+    res['peak_rss_mb'] = peak_rss_mb()
     return res
 
 def worker():
@@ -337,7 +332,7 @@ def memory_run(cfg:dict) -> dict:
     elif cfg['mode'] in ('agent', 'agent1'):           # agent1: an agent of the first skill only
         agent = Agent.load(cfg['agent'])
         agent(texts)
-    return dict(mode=cfg['mode'], peak_rss_mb=_peak_rss_mb(), pss_mb=pss_mb())
+    return dict(mode=cfg['mode'], peak_rss_mb=peak_rss_mb(), pss_mb=pss_mb())
 
 def memory_worker():
     "Entry point of a memory subprocess: a JSON config in argv[1], a JSON result as the last line of stdout"

@@ -13,7 +13,7 @@ import torch
 # %% auto #0
 __all__ = ['PRECISIONS', 'AgentflowError', 'DataError', 'ConfigError', 'ModelError', 'where', 'set_seed', 'default_device',
            'fast_bf16', 'set_threads', 'resolve_precision', 'quiet_transformers', 'atomic_write', 'atomic_dir',
-           'save_json', 'package_dir', 'default_backbone', 'is_head']
+           'save_json', 'package_dir', 'default_backbone', 'is_head', 'peak_rss_mb']
 
 # %% ../nbs/00_core.ipynb #4aa7604b
 class AgentflowError(Exception):
@@ -131,3 +131,11 @@ def default_backbone() -> str:
 def is_head(name:str) -> bool:
     "Whether parameter `name` belongs to the task head (also inside a PEFT wrapper)"
     return bool(re.search(r'(^|\.)(classifier|score)(\.|$)', name))
+
+# %% ../nbs/00_core.ipynb #be83124b
+def peak_rss_mb() -> float:
+    "This process's peak resident memory, MB (VmHWM where Linux gives it, else `ru_maxrss`)"
+    try: return next(int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmHWM:')) / 1024
+    except (OSError, StopIteration):
+        import resource
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

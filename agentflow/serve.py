@@ -4,7 +4,7 @@
 
 # %% ../nbs/13_serve.ipynb #b93f4dcb
 from __future__ import annotations
-import asyncio, json, os, resource, socket, time
+import asyncio, json, os, socket, time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -145,15 +145,10 @@ class ExplainIn(TextsIn):
     max_evals: int = Field(200, ge=10, le=5000, description='model evaluations per text')
     routing: bool = Field(False, description="explain the router's decision instead of the answer (an agent)")
 
-def _rss_mb() -> float:
-    "This process's peak resident memory, MB (VmHWM: unlike `ru_maxrss`, not raised by the process it was forked from)"
-    try: return next(int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmHWM:')) / 1024
-    except (OSError, StopIteration): return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
 def _current_rss_mb() -> float:
     "This process's resident memory now, MB"
     try: return int(Path('/proc/self/statm').read_text().split()[1]) * os.sysconf('SC_PAGE_SIZE') / 2**20
-    except OSError: return _rss_mb()
+    except OSError: return peak_rss_mb()
 
 def make_app(served:Served,            # the skill or agent to serve
              max_texts:int=64,         # texts per request at most (413 above)
@@ -216,7 +211,7 @@ def make_app(served:Served,            # the skill or agent to serve
     @app.get('/health', summary='Status and counters')
     async def health() -> dict:
         return dict(status='ok', requests=stats['requests'], refused=stats['refused'], model_calls=batcher.calls,
-                    texts=batcher.texts, rss_mb=round(_current_rss_mb(), 1), peak_rss_mb=round(_rss_mb(), 1),
+                    texts=batcher.texts, rss_mb=round(_current_rss_mb(), 1), peak_rss_mb=round(peak_rss_mb(), 1),
                     uptime_s=round(time.time() - stats['started'], 1))
 
     @app.exception_handler(HTTPException)
