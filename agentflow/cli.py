@@ -18,7 +18,7 @@ from .agent import *
 
 # %% auto #0
 __all__ = ['COMMANDS', 'cmd_train', 'cmd_evaluate', 'cmd_predict', 'cmd_explain', 'cmd_demo', 'cmd_docs', 'cmd_bench',
-           'cmd_agent', 'cmd_serve', 'parser', 'main']
+           'cmd_agent', 'cmd_serve', 'cmd_run', 'cmd_status', 'cmd_rollback', 'parser', 'main']
 
 # %% ../nbs/14_cli.ipynb #dae58934
 def _log(msg): print(msg, file=sys.stderr)
@@ -231,6 +231,35 @@ def cmd_serve(a) -> int:
     return serve(a.dir, host=a.host, port=a.port, max_texts=a.max_texts, max_chars=a.max_chars, batch=a.batch,
                  wait_ms=a.wait_ms, log=_log)
 
+def cmd_run(a) -> int:
+    from agentflow.workflow import load_plan, run_plan, run_every, parse_every
+    if a.runs is not None and not a.every: raise ConfigError("--runs goes with --every")
+    if a.runs is not None and a.runs < 1: raise ConfigError(f"--runs must be at least 1, not {a.runs}")
+    if a.every: parse_every(a.every)                  # a bad period is refused before any work
+    load_plan(a.plan)                                 # so is a bad plan
+    if a.every:
+        run_every(a.plan, a.every, a.runs, a.engine, log=_log); return 0
+    run = run_plan(a.plan, a.engine, a.force, log=_log)
+    print(run.table().to_string())
+    failed = [s for s, st in run.state.items() if st == 'failed']
+    if failed: _log(f"agentflow: {len(failed)} step{'s' * (len(failed) > 1)} failed: {', '.join(failed)} (their logs are named above)")
+    return 1 if failed else 0
+
+def cmd_status(a) -> int:
+    from agentflow.workflow import plan_status, versions
+    st = plan_status(a.plan)
+    if a.json: print(st.reset_index().to_json(orient='records', indent=2)); return 0
+    print(st.to_string())
+    vs = versions(a.plan)
+    if len(vs): print('\n' + vs.drop(columns='path').to_string(index=False))
+    return 0
+
+def cmd_rollback(a) -> int:
+    from agentflow.workflow import rollback
+    v = rollback(a.plan, a.skill, log=_log)
+    print(f"{a.skill}: {v} is live")
+    return 0
+
 # %% ../nbs/14_cli.ipynb #67f68807
 class _Parser(argparse.ArgumentParser):
     def error(self, message):  # one line, exit 2, as for every other bad input
@@ -303,6 +332,15 @@ def parser() -> argparse.ArgumentParser:
     v.add_argument('--max-chars', type=int, default=10000, help='characters per text at most (more: 413)')
     v.add_argument('--batch', type=int, default=32, help='texts gathered into one model call at most')
     v.add_argument('--wait-ms', type=float, default=5, help='how long a request waits for others to share its batch')
+    r = sub.add_parser('run', help='run a workflow plan (YAML): only the steps whose inputs changed')
+    r.add_argument('plan'); r.add_argument('--engine', choices=['local', 'ray'], default='local', help='where steps run: processes here, or Ray tasks (RAY_ADDRESS, else a local Ray)')
+    r.add_argument('--force', action='store_true', help='run every step, even those up to date')
+    r.add_argument('--every', default=None, metavar='PERIOD', help='keep running: again every PERIOD (30m, 6h, 1d)')
+    r.add_argument('--runs', type=int, default=None, help='--every: stop after N runs')
+    u = sub.add_parser('status', help="a plan's steps: last state, time, scores, and whether a run now would run them")
+    u.add_argument('plan'); u.add_argument('--json', action='store_true')
+    k = sub.add_parser('rollback', help="make a skill's previous deployed version live again (and rebuild the agent)")
+    k.add_argument('plan'); k.add_argument('skill')
     s = sub.add_parser('docs', help='build the docs site offline into _docs/ (inside a clone of the repository)')
     s.add_argument('--serve', action='store_true', help='then serve it on http://localhost:PORT')
     s.add_argument('--port', type=int, default=8000)
@@ -341,7 +379,8 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 COMMANDS = dict(demo=cmd_demo, train=cmd_train, evaluate=cmd_evaluate, predict=cmd_predict, explain=cmd_explain, bench=cmd_bench,
-                docs=cmd_docs, agent=cmd_agent, serve=cmd_serve)
+                docs=cmd_docs, agent=cmd_agent, serve=cmd_serve, run=cmd_run, status=cmd_status,
+                rollback=cmd_rollback)
 
 def main(argv:list[str]|None=None) -> int:
     "Entry point of the `agentflow` command"

@@ -128,7 +128,8 @@ def domain_sample(task:Task, ds, n:int=1000, seed:int=0) -> list[str]:
     return [task.text_of(ds[int(i)]) for i in sorted(idx)]
 
 def train_skill(cfg:TrainConfig,   # what to train, on which files, and how
-                log=print           # where progress lines go
+                log=print,          # where progress lines go
+                cbs:list=()         # more callbacks for the `Learner` (a search's pruning, say)
                ) -> dict:          # what metrics.json holds: valid (and test) scores, and the training run
     "Fine-tune a skill on files and save it with `metrics.json`, `report.html` and `texts.json` (`domain_sample`) in `cfg.out`"
     if cfg.out is None: _bad('out', 'give the folder to write the skill into')
@@ -147,7 +148,7 @@ def train_skill(cfg:TrainConfig,   # what to train, on which files, and how
     log(f"model: {skill}")
     dls = skill.dataloaders(dsd, bs=cfg.bs, seed=cfg.seed)
     set_seed(cfg.seed)
-    learn = make_learner(cfg, skill, dls, [GradientClip(1.0), EarlyStopping(patience=cfg.patience), SaveBest(), Checkpoint()] + robust,
+    learn = make_learner(cfg, skill, dls, [GradientClip(1.0), EarlyStopping(patience=cfg.patience), SaveBest(), Checkpoint()] + robust + list(cbs),
                          path=out/'checkpoints', log=log)
     learn.fit(cfg.epochs, resume=cfg.resume)
     metrics = dict(valid=learn.evaluate('valid'))
