@@ -21,6 +21,7 @@ from .robust import *
 from .explain import *
 from .recipes import *
 from .agent import *
+from .workflow import *
 import importlib
-__all__ = [name for m in ('core', 'data', 'processors', 'tasks', 'adapters', 'skill', 'callback', 'learner', 'callbacks', 'speed', 'reports', 'robust', 'explain', 'recipes', 'agent')
+__all__ = [name for m in ('core', 'data', 'processors', 'tasks', 'adapters', 'skill', 'callback', 'learner', 'callbacks', 'speed', 'reports', 'robust', 'explain', 'recipes', 'agent', 'workflow')
            for name in importlib.import_module(f'agentflow.{m}').__all__]

@@ -4,7 +4,7 @@
 
 # %% ../nbs/15_bench.ipynb #e6d5d5cc
 from __future__ import annotations
-import itertools, json, os, random, subprocess, sys, tempfile, time
+import itertools, json, os, random, signal, subprocess, sys, tempfile, time
 from functools import partial
 from pathlib import Path
 import numpy as np
@@ -20,10 +20,11 @@ from .recipes import *
 from .agent import *
 
 # %% auto #0
-__all__ = ['TRAINER_SETTINGS', 'AGENT_DOMAINS', 'matmul_peak', 'non_embedding_params', 'train_flops_per_token', 'useful_gflops',
-           'bench_data', 'run_train', 'worker', 'bench_train', 'format_train_report', 'bench_predict',
-           'format_predict_report', 'bench_explain', 'format_explain_report', 'agent_domain_data', 'agent_bench_skills',
-           'pss_mb', 'memory_run', 'memory_worker', 'bench_agent', 'format_agent_report']
+__all__ = ['TRAINER_SETTINGS', 'AGENT_DOMAINS', 'WORKFLOW_DOMAINS', 'matmul_peak', 'non_embedding_params',
+           'train_flops_per_token', 'useful_gflops', 'bench_data', 'run_train', 'worker', 'bench_train',
+           'format_train_report', 'bench_predict', 'format_predict_report', 'bench_explain', 'format_explain_report',
+           'agent_domain_data', 'agent_bench_skills', 'pss_mb', 'memory_run', 'memory_worker', 'bench_agent',
+           'format_agent_report', 'workflow_bench_files', 'bench_workflow', 'format_workflow_report']
 
 # %% ../nbs/15_bench.ipynb #bf1cb3b5
 def matmul_peak(dtype=torch.float32, n:int=2048, seconds:float=1.0, device=None) -> float:
@@ -501,3 +502,96 @@ def format_agent_report(rep:dict) -> str:
                      f"server RSS after warm-up, half-way, at the end: {' -> '.join(f'{r:.0f}' for r in v['rss_mb'])} MB"
                      + (f", {v['growth_after_first_minute_mb']:+.0f} MB after the first minute" if v['growth_after_first_minute_mb'] is not None else ''))
     return '\n'.join(lines)
+
+# %% ../nbs/15_bench.ipynb #295edf64
+WORKFLOW_DOMAINS = ('airline', 'coachella', 'apple', 'deflategate')
+
+def workflow_bench_files(folder:str|Path, n_train:int=400, n_test:int=100) -> dict[str, tuple[Path, Path]]:
+    "Train and test JSONL files of four CrowdFlower collections: the workflow benchmark's four domains"
+    out = {}
+    for s in WORKFLOW_DOMAINS:
+        dsd, paths = crowdflower_sentiment(0, source=s), []
+        for split, n in (('train', n_train), ('test', n_test)):
+            p = Path(folder)/f'{s}-{split}.jsonl'
+            with open(p, 'w') as f:
+                for r in dsd[split].select(range(min(n, len(dsd[split])))): f.write(json.dumps(dict(text=r['text'], label=r['label'])) + '\n')
+            paths.append(p)
+        out[s] = tuple(paths)
+    return out
+
+def _workflow_plan(folder:Path, files:dict, threads_each:int, threads:int, epochs:int, steps:str='[train]') -> Path:
+    skills = ''.join(f"  {s}: {{train: {tr}, test: {te}, steps: {steps}, resources: {{threads: {threads_each}}}}}\n" for s, (tr, te) in files.items())
+    p = Path(folder)/'plan.yaml'
+    p.write_text(f"defaults: {{task: classify, epochs: {epochs}, lr: 2.0e-3, max_length: 64, patience: 5}}\n"
+                 f"resources: {{threads: {threads}}}\nskills:\n{skills}")
+    return p
+
+def _cli(*args) -> list[str]: return [sys.executable, '-c', 'import sys; from agentflow.cli import main; sys.exit(main())', *map(str, args)]
+
+def _deployed(folder:Path, skill:str) -> tuple:
+    v = Path(folder)/'plan.agentflow'/'skills'/skill/'v1'
+    m = json.loads((v/'metrics.json').read_text())
+    return (m['valid'], m['test'], (v/'adapter_model.safetensors').read_bytes())
+
+# %% ../nbs/15_bench.ipynb #7fe7c867
+def bench_workflow(n_train:int=400,   # training tweets per domain
+                   epochs:int=2,      # epochs of each training
+                   kills:int=10,      # kill -9 and resume this many times
+                   seed:int=0,        # seed of the kill moments
+                   log=print) -> dict:
+    "Four trainings by the scheduler against one after another; the scheduler's overhead; resume after kill -9"
+    from agentflow.workflow import run_plan, machine_resources
+    threads = machine_resources().threads
+    rep = dict(domains=list(WORKFLOW_DOMAINS), n_train=n_train, epochs=epochs, threads=threads)
+    with tempfile.TemporaryDirectory() as d:
+        d = Path(d)
+        files = workflow_bench_files(d, n_train)
+        for mode, each in (('scheduler', 1), ('sequential', threads)):
+            folder = d/mode; folder.mkdir()
+            log(f"workflow: {mode}, {each} thread{'s' * (each > 1)} per training")
+            run = run_plan(_workflow_plan(folder, files, each, threads, epochs), log=lambda *a: None)
+            tr = {s: run.results[f'train:{s}'] for s in WORKFLOW_DOMAINS}
+            rep[mode] = dict(wall_s=run.wall, overhead_s=run.overhead_s, steps=len(run.steps), threads_each=each,
+                             macro_f1={s: r['metrics']['test']['macro_f1'] for s, r in tr.items()},
+                             start_s=float(np.mean([r['timing']['start_s'] for r in tr.values()])))
+            if mode == 'scheduler':
+                again = run_plan(folder/'plan.yaml', log=lambda *a: None)
+                rep['up_to_date'] = dict(wall_s=again.wall, steps=len(again.steps), overhead_s=again.overhead_s)
+        rep['ratio'] = rep['sequential']['wall_s'] / rep['scheduler']['wall_s']
+        one = {'airline': files['airline']}
+        log("workflow: an uninterrupted run of one skill, the reference for resume")
+        ref_dir = d/'straight'; ref_dir.mkdir()
+        t0 = time.time()
+        r = subprocess.run(_cli('run', _workflow_plan(ref_dir, one, 1, threads, 3, '[train, evaluate, deploy]')), capture_output=True, text=True)
+        if r.returncode: raise AgentflowError(f"bench workflow: the reference run failed: {r.stderr.strip().splitlines()[-1:]}")
+        ref_s, ref = time.time() - t0, _deployed(ref_dir, 'airline')
+        rng, runs = random.Random(seed), []
+        for k in range(kills):
+            folder = d/f'killed-{k}'; folder.mkdir()
+            plan, moment = _workflow_plan(folder, one, 1, threads, 3, '[train, evaluate, deploy]'), rng.uniform(0.05, 0.95) * ref_s
+            p = subprocess.Popen(_cli('run', plan), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            time.sleep(moment)
+            killed = p.poll() is None
+            if killed: p.send_signal(signal.SIGKILL)
+            p.wait()
+            r = subprocess.run(_cli('run', plan), capture_output=True, text=True)
+            same = r.returncode == 0 and _deployed(folder, 'airline') == ref
+            runs.append(dict(moment_s=round(moment, 1), killed=killed, equal=same))
+            log(f"workflow: kill {k + 1}/{kills} at {moment:.1f} s{'' if killed else ' (the run had ended)'}: {'equal' if same else 'DIFFERENT'}")
+        rep['resume'] = dict(reference_s=ref_s, runs=runs, killed=sum(r['killed'] for r in runs), equal=sum(r['equal'] for r in runs))
+    return rep
+
+def format_workflow_report(rep:dict) -> str:
+    "The workflow benchmark as lines of figures and a ratio"
+    s, q, u, r = rep['scheduler'], rep['sequential'], rep['up_to_date'], rep['resume']
+    f1 = lambda m: ', '.join(f"{k} {v:.3f}" for k, v in m['macro_f1'].items())
+    return '\n'.join([
+        f"workflow: {len(rep['domains'])} independent trainings ({rep['n_train']} tweets, {rep['epochs']} epochs each) on {rep['threads']} threads",
+        f"  scheduler, 1 thread per training, up to {rep['threads']} at once: {s['wall_s']:.1f} s; test macro-F1 {f1(s)}",
+        f"  one after another, {q['threads_each']} threads each: {q['wall_s']:.1f} s; test macro-F1 {f1(q)}",
+        f"  the scheduler is {rep['ratio']:.2f}x faster on the same work",
+        f"  overhead of the scheduler and its database: {s['overhead_s'] / s['steps']:.3f} s per step (awake time, steps' processes apart); "
+        f"a step's process start and imports: {s['start_s']:.1f} s",
+        f"  a run with nothing to do: {u['wall_s']:.2f} s for {u['steps']} steps",
+        f"  resume after kill -9 at {len(r['runs'])} random moments ({r['killed']} killed mid-run): {r['equal']}/{len(r['runs'])} equal to the "
+        f"uninterrupted run (weights byte for byte, scores)"])

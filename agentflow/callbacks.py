@@ -55,6 +55,8 @@ class EarlyStopping(Callback):
     "Stop when `monitor` has not improved for `patience` epochs"
     run_after = (Recorder, ProgressBar, 'SaveBest', 'Checkpoint')
     def __init__(self, monitor:str|None=None, patience:int=2, min_delta:float=0.): store_attr()
+    def before_fit(self):
+        if self.learn.resume and self.learn.recorder.history: self.after_epoch()   # a resumed run that had already stopped stays stopped
     def after_epoch(self):
         vals = self.learn.recorder.values(self.monitor or self.learn.task.main_metric)
         best = _best_epoch(vals, self.monitor or self.learn.task.main_metric, self.min_delta)

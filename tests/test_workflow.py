@@ -1,0 +1,210 @@
+"The workflow from the command line: plans refused before any work, runs that redo only what changed, the deploy gate, rollback, kill -9 and resume, a failing step, a search, and the Ray engine"
+import json, os, re, random, signal, sqlite3, subprocess, time, shutil
+from pathlib import Path
+import pytest
+from conftest import run_cli, AGENTFLOW
+
+def write_domain(folder, source, n_train=600, n_test=150, offset=0):
+    "A domain's tweets (one CrowdFlower collection) as train and test JSONL files"
+    from agentflow.data import crowdflower_sentiment
+    dsd = crowdflower_sentiment(0, source=source)
+    for split, n in (('train', n_train), ('test', n_test)):
+        rows = dsd[split].select(range(offset if split == 'train' else 0, (offset if split == 'train' else 0) + n))
+        with open(Path(folder)/f'{source}-{split}.jsonl', 'w') as f:
+            for r in rows: f.write(json.dumps(dict(text=r['text'], label=r['label'])) + '\n')
+
+def write_plan(folder, text):
+    p = Path(folder)/'plan.yaml'; p.write_text(text); return p
+
+PLAN = """\
+defaults: {task: classify, epochs: 4, lr: 2.0e-3, max_length: 64, patience: 5}
+resources: {threads: 2, memory_gb: 8}
+gate: {tolerance: 0.05}
+skills:
+  airline: {train: airline-train.jsonl, test: airline-test.jsonl, steps: [train, evaluate, deploy]}
+  coachella: {train: coachella-train.jsonl, test: coachella-test.jsonl, steps: [train, evaluate, deploy]}
+agent: {router: centroid}
+"""
+
+@pytest.fixture(scope='module')
+def domains(tmp_path_factory):
+    d = tmp_path_factory.mktemp('domains')
+    for s in ('airline', 'coachella'): write_domain(d, s)
+    return d
+
+def steps_run(stderr:str) -> set:
+    "The steps a run started, from its log lines"
+    return {l.split()[0] for l in stderr.splitlines() if l.split()[1:2] == ['started']}
+
+@pytest.mark.parametrize('text,needle', [
+    ("skills:\n  airline: {train: airline-train.jsonl, task: classify, epoch: 3}\n", "plan.yaml:2: skills.airline.epoch: unknown key"),
+    ("skills:\n  airline:\n    train: airline-train.jsonl\n    after: [coachella]\n    steps: [train]\n  coachella:\n    train: coachella-train.jsonl\n    after: [airline]\n    steps: [train]\n",
+     "plan.yaml:4: skills.airline.after: a cycle: airline -> coachella -> airline"),
+    ("skills:\n  airline:\n    train: nowhere.jsonl\n", "plan.yaml:3: skills.airline.train: no file "),
+    ("skills:\n  airline:\n    train: airline-train.jsonl\n    test: airline-test.jsonl\n    resources: {threads: 4096}\n",
+     "plan.yaml:5: skills.airline.resources.threads: needs 4096 threads, the machine has "),
+    ("skills:\n  airline:\n    train: airline-train.jsonl\n    test: airline-test.jsonl\n    task: classify\n    lr: -1\n",
+     "plan.yaml:6: skills.airline.lr: must be positive"),
+])
+def test_bad_plan_is_refused_before_any_work(domains, tmp_path, text, needle):
+    for f in domains.iterdir(): shutil.copy(f, tmp_path)
+    plan = write_plan(tmp_path, text)
+    r = run_cli('run', plan)
+    assert r.returncode == 2 and r.stdout == ''
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and needle in lines[0], r.stderr
+    assert not (tmp_path/'plan.agentflow').exists()      # nothing was started
+
+def test_run_redoes_only_what_changed_gates_and_rolls_back(domains, tmp_path):
+    for f in domains.iterdir(): shutil.copy(f, tmp_path)
+    plan = write_plan(tmp_path, PLAN)
+    work = tmp_path/'plan.agentflow'
+    r = run_cli('run', plan)
+    assert r.returncode == 0, r.stderr
+    assert steps_run(r.stderr) == {'train:airline', 'evaluate:airline', 'train:coachella', 'evaluate:coachella', 'agent'}
+    assert os.readlink(work/'skills'/'airline'/'current') == 'v1' and (work/'agent'/'agent.json').exists()
+    # nothing changed: nothing runs, twice, on a schedule
+    r = run_cli('run', plan, '--every', '1s', '--runs', '2')
+    assert r.returncode == 0 and steps_run(r.stderr) == set(), r.stderr
+    assert r.stderr.count('up to date') >= 14
+    # new data for one domain: only its steps and the agent run
+    write_domain(tmp_path, 'coachella', n_train=640)
+    write_plan(tmp_path, PLAN.replace('tolerance: 0.05', 'tolerance: 1.0'))     # this time any new version goes live
+    r = run_cli('status', plan, '--json')
+    assert r.returncode == 0, r.stderr
+    rows = {row['step']: row for row in json.loads(r.stdout)}
+    assert rows['train:coachella']['next'] == 'would run (inputs changed)' and rows['train:airline']['next'] == 'up to date'
+    r = run_cli('run', plan)
+    assert r.returncode == 0, r.stderr
+    assert steps_run(r.stderr) == {'train:coachella', 'evaluate:coachella', 'agent'}
+    assert 'deployed v2 (was v1)' in r.stderr
+    # a much worse version (an untrained head) is refused by the gate and nothing live changes
+    write_plan(tmp_path, PLAN.replace("coachella: {train", "coachella: {peft: none, train_layers: head, lr: 1.0e-7, epochs: 1, train"))
+    r = run_cli('run', plan)
+    assert r.returncode == 0, r.stderr
+    assert 'deploy:coachella' in r.stderr and 'refused: macro_f1' in r.stderr, r.stderr
+    assert os.readlink(work/'skills'/'coachella'/'current') == 'v2'
+    r = run_cli('status', plan)
+    assert 'refused' in r.stdout and ' live ' in r.stdout
+    # roll back: the version before is live again, the agent is rebuilt with it
+    write_plan(tmp_path, PLAN.replace('tolerance: 0.05', 'tolerance: 1.0'))
+    r = run_cli('rollback', plan, 'coachella')
+    assert r.returncode == 0 and 'coachella: v1 is live' in r.stdout, r.stderr
+    assert os.readlink(work/'skills'/'coachella'/'current') == 'v1'
+    assert 'v2 was rolled back' in r.stderr                      # the plan's run after it did not deploy v2 again
+    adapter = 'adapter_model.safetensors'                        # the agent was rebuilt with v1
+    assert (work/'agent'/'skills'/'coachella'/adapter).read_bytes() == (work/'skills'/'coachella'/'v1'/adapter).read_bytes()
+    r = run_cli('run', plan)
+    assert r.returncode == 0 and steps_run(r.stderr) == set(), r.stderr
+    assert os.readlink(work/'skills'/'coachella'/'current') == 'v1'
+    r = run_cli('rollback', plan, 'airline')
+    assert r.returncode == 2 and 'v1 is its first version: nothing to roll back to' in r.stderr
+
+def test_resume_after_kill_equals_an_uninterrupted_run(domains, tmp_path):
+    plan_text = ("defaults: {task: classify, epochs: 3, lr: 2.0e-3, max_length: 64, patience: 5}\n"
+                 "skills:\n  airline: {train: airline-train.jsonl, test: airline-test.jsonl, steps: [train, evaluate, deploy]}\n")
+    results, seconds = {}, None
+    for name in ('straight', 'killed'):
+        d = tmp_path/name; d.mkdir()
+        for f in domains.glob('airline*'): shutil.copy(f, d)
+        plan = write_plan(d, plan_text)
+        if name == 'killed':
+            rng, kills = random.Random(0), 0
+            for moment in sorted(rng.uniform(0.1, 0.9) * seconds for _ in range(3)):
+                p = subprocess.Popen([AGENTFLOW, 'run', str(plan)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                time.sleep(moment)
+                if p.poll() is None: p.send_signal(signal.SIGKILL); kills += 1
+                p.communicate()
+                time.sleep(1)
+                assert not [l for l in subprocess.run(['ps', '-eo', 'args'], capture_output=True, text=True).stdout.splitlines()
+                            if str(d) in l], "a step outlived its run"
+            assert kills >= 2
+        t0 = time.time()
+        r = run_cli('run', plan)
+        assert r.returncode == 0, r.stderr
+        if name == 'straight': seconds = time.time() - t0
+        else:
+            con = sqlite3.connect(d/'plan.agentflow'/'state.db')
+            assert con.execute("select count(*) from attempts where state='interrupted'").fetchone()[0] >= 1
+        v1 = d/'plan.agentflow'/'skills'/'airline'/'v1'
+        results[name] = (json.loads((v1/'metrics.json').read_text()), (v1/'adapter_model.safetensors').read_bytes())
+        assert not list((d/'plan.agentflow').rglob('*.tmp'))     # nothing half-written is left
+    (ms, ws), (mk, wk) = results['straight'], results['killed']
+    assert ms['test'] == mk['test'] and ms['valid'] == mk['valid'] and ws == wk
+
+def test_a_failing_step_fails_alone(domains, tmp_path):
+    for f in domains.iterdir(): shutil.copy(f, tmp_path)
+    (tmp_path/'broken-train.jsonl').write_text('{"text": "fine", "label": "positive"}\n{"text": "no label here"}\n')
+    plan = write_plan(tmp_path, PLAN.replace("agent: {router: centroid}\n", "") +
+                      "  broken: {train: broken-train.jsonl, test: airline-test.jsonl, steps: [train, evaluate, deploy]}\n")
+    r = run_cli('run', plan)
+    assert r.returncode == 1, r.stderr
+    assert 'train:broken' in r.stderr and 'failed: exit 2: error: ' in r.stderr and 'broken-train.jsonl:2' in r.stderr
+    assert re.search(r'evaluate:broken +blocked', r.stderr)
+    assert "1 step failed: train:broken (their logs are named above)" in r.stderr
+    assert os.readlink(tmp_path/'plan.agentflow'/'skills'/'airline'/'current') == 'v1'
+
+def test_killed_step_is_reported_with_its_signal(domains, tmp_path):
+    for f in domains.glob('airline*'): shutil.copy(f, tmp_path)
+    plan = write_plan(tmp_path, "skills:\n  airline: {train: airline-train.jsonl, test: airline-test.jsonl, task: classify, steps: [train]}\n")
+    p = subprocess.Popen([AGENTFLOW, 'run', str(plan)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    pid, t0 = None, time.time()
+    while pid is None and time.time() - t0 < 120:
+        time.sleep(0.5)
+        for proc in Path('/proc').iterdir():
+            try: args = (proc/'cmdline').read_bytes().split(b'\0')
+            except OSError: continue
+            if any(b'step_main' in a for a in args) and any(str(tmp_path).encode() in a for a in args): pid = int(proc.name)
+    assert pid, "the step's process never started"
+    time.sleep(3); os.kill(pid, signal.SIGKILL)            # what the kernel's out-of-memory killer does
+    out, err = p.communicate(timeout=300)
+    assert p.returncode == 1
+    assert re.search(r'train:airline +failed: killed by signal 9 \(SIGKILL, out of memory\?\); log ', err), err
+
+def test_search_runs_trials_resumes_and_feeds_training(domains, tmp_path):
+    for f in domains.glob('airline*'): shutil.copy(f, tmp_path)
+    plan = write_plan(tmp_path, (
+        "defaults: {task: classify, max_length: 64, max_train: 300}\n"
+        "resources: {threads: 2}\n"
+        "skills:\n  airline:\n    train: airline-train.jsonl\n    test: airline-test.jsonl\n    steps: [train]\n"
+        "    resources: {threads: 2}\n"
+        "    search:\n      trials: 4\n      parallel: 2\n      params:\n        lr: {low: 5.0e-4, high: 3.0e-3, log: true}\n        epochs: [1, 2]\n"))
+    p = subprocess.Popen([AGENTFLOW, 'run', str(plan)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    db = tmp_path/'plan.agentflow'/'state.db'
+    t0 = time.time()
+    def finished():
+        try: return sqlite3.connect(db).execute("select count(*) from trials where state in ('COMPLETE', 'PRUNED')").fetchone()[0]
+        except sqlite3.Error: return 0
+    while finished() < 1 and p.poll() is None and time.time() - t0 < 600: time.sleep(1)
+    assert p.poll() is None, p.communicate()[1]
+    p.send_signal(signal.SIGKILL); p.communicate()
+    kept = finished()
+    assert kept >= 1
+    r = run_cli('run', plan)
+    assert r.returncode == 0, r.stderr
+    con = sqlite3.connect(db)
+    states = [s for (s,) in con.execute("select state from trials")]
+    assert states.count('COMPLETE') + states.count('PRUNED') >= 4
+    result = json.loads(con.execute("select result from attempts where step='search:airline' and state='done'").fetchone()[0])
+    assert set(result['best']) == {'lr', 'epochs'} and len(result['trials']) == len(states)
+    spec = json.loads(sorted((tmp_path/'plan.agentflow'/'attempts').glob('train-airline-*.spec.json'))[-1].read_text())
+    assert {k: spec['config'][k] for k in result['best']} == result['best']
+    assert 'Search for airline' in (tmp_path/'plan.agentflow'/'report.html').read_text()
+
+def test_ray_engine_runs_the_plan_on_a_local_instance(domains, tmp_path):
+    ray = shutil.which('ray')
+    if ray is None: pytest.skip("Ray is not installed (pip install ray)")
+    for f in domains.glob('airline*'): shutil.copy(f, tmp_path)
+    plan = write_plan(tmp_path, ("defaults: {task: classify, epochs: 1, max_length: 64, max_train: 200}\n"
+                                 "skills:\n  airline: {train: airline-train.jsonl, test: airline-test.jsonl, steps: [train, baseline, evaluate, deploy]}\n"))
+    port = 6000 + random.Random().randrange(2000)
+    env = dict(os.environ, RAY_USAGE_STATS_ENABLED='0')
+    start = subprocess.run([ray, 'start', '--head', f'--port={port}', '--num-cpus=2', '--include-dashboard=false', '--disable-usage-stats'],
+                           capture_output=True, text=True, env=env, timeout=300)
+    assert start.returncode == 0, start.stderr
+    try:
+        r = run_cli('run', plan, '--engine', 'ray', env=dict(env, RAY_ADDRESS=f'127.0.0.1:{port}'))
+        assert r.returncode == 0, r.stderr
+        assert 'engine ray' in r.stderr and steps_run(r.stderr) == {'train:airline', 'baseline:airline', 'evaluate:airline'}
+        assert os.readlink(tmp_path/'plan.agentflow'/'skills'/'airline'/'current') == 'v1'
+    finally: subprocess.run([ray, 'stop', '--force'], capture_output=True, env=env, timeout=120)
