@@ -31,3 +31,13 @@ def test_bench_agent_reports_memory_stream_and_serving(tmp_path):
     assert rep['serving']['errors'] == 0 and rep['serving']['requests'] == 40 and rep['serving']['p99_ms'] > 0
     assert rep['memory']['skill_param_share'] < 0.05 and rep['stream']['ratio_known_vs_runs'] > 0
     assert 'against each skill' in r.stdout and 'serving: 40 requests' in r.stdout
+
+def test_bench_workflow_reports_scheduler_overhead_and_resume(tmp_path):
+    r = run_cli('bench', 'workflow', '--n', 80, '--epochs', 1, '--kills', 1, '--json', tmp_path/'w.json')
+    assert r.returncode == 0, r.stderr
+    rep = json.loads((tmp_path/'w.json').read_text())
+    for mode in ('scheduler', 'sequential'):
+        assert rep[mode]['wall_s'] > 0 and set(rep[mode]['macro_f1']) == {'airline', 'coachella', 'apple', 'deflategate'}
+    assert rep['ratio'] > 0 and rep['up_to_date']['steps'] == 4 and rep['scheduler']['start_s'] > 0
+    assert rep['resume']['equal'] == 1 and len(rep['resume']['runs']) == 1
+    assert 'the scheduler is' in r.stdout and 'equal to the uninterrupted run' in r.stdout

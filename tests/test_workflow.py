@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 from conftest import run_cli, AGENTFLOW
 
-def write_domain(folder, source, n_train=600, n_test=150, offset=0):
+def write_domain(folder, source, n_train=400, n_test=120, offset=0):
     "A domain's tweets (one CrowdFlower collection) as train and test JSONL files"
     from agentflow.data import crowdflower_sentiment
     dsd = crowdflower_sentiment(0, source=source)
@@ -17,7 +17,7 @@ def write_plan(folder, text):
     p = Path(folder)/'plan.yaml'; p.write_text(text); return p
 
 PLAN = """\
-defaults: {task: classify, epochs: 4, lr: 2.0e-3, max_length: 64, patience: 5}
+defaults: {task: classify, epochs: 3, lr: 2.0e-3, max_length: 64, patience: 5}
 resources: {threads: 2, memory_gb: 8}
 gate: {tolerance: 0.05}
 skills:
@@ -68,7 +68,7 @@ def test_run_redoes_only_what_changed_gates_and_rolls_back(domains, tmp_path):
     assert r.returncode == 0 and steps_run(r.stderr) == set(), r.stderr
     assert r.stderr.count('up to date') >= 14
     # new data for one domain: only its steps and the agent run
-    write_domain(tmp_path, 'coachella', n_train=640)
+    write_domain(tmp_path, 'coachella', n_train=440)
     write_plan(tmp_path, PLAN.replace('tolerance: 0.05', 'tolerance: 1.0'))     # this time any new version goes live
     r = run_cli('status', plan, '--json')
     assert r.returncode == 0, r.stderr
@@ -135,8 +135,7 @@ def test_resume_after_kill_equals_an_uninterrupted_run(domains, tmp_path):
 def test_a_failing_step_fails_alone(domains, tmp_path):
     for f in domains.iterdir(): shutil.copy(f, tmp_path)
     (tmp_path/'broken-train.jsonl').write_text('{"text": "fine", "label": "positive"}\n{"text": "no label here"}\n')
-    plan = write_plan(tmp_path, PLAN.replace("agent: {router: centroid}\n", "") +
-                      "  broken: {train: broken-train.jsonl, test: airline-test.jsonl, steps: [train, evaluate, deploy]}\n")
+    plan = write_plan(tmp_path, PLAN.replace("agent: {router: centroid}\n", "").replace("  coachella:", "  broken: {train: broken-train.jsonl, test: airline-test.jsonl, steps: [train, evaluate, deploy]}\n  #"))
     r = run_cli('run', plan)
     assert r.returncode == 1, r.stderr
     assert 'train:broken' in r.stderr and 'failed: exit 2: error: ' in r.stderr and 'broken-train.jsonl:2' in r.stderr
@@ -156,7 +155,9 @@ def test_killed_step_is_reported_with_its_signal(domains, tmp_path):
             except OSError: continue
             if any(b'step_main' in a for a in args) and any(str(tmp_path).encode() in a for a in args): pid = int(proc.name)
     assert pid, "the step's process never started"
-    time.sleep(3); os.kill(pid, signal.SIGKILL)            # what the kernel's out-of-memory killer does
+    r = run_cli('run', plan)                               # a second run of the same plan meanwhile is refused at once
+    assert r.returncode == 2 and 'already running' in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    os.kill(pid, signal.SIGKILL)                           # what the kernel's out-of-memory killer does
     out, err = p.communicate(timeout=300)
     assert p.returncode == 1
     assert re.search(r'train:airline +failed: killed by signal 9 \(SIGKILL, out of memory\?\); log ', err), err
