@@ -143,10 +143,31 @@ class Plan(_Strict):
 # %% ../nbs/12_workflow.ipynb #a3b7e739
 _PYDANTIC_MSG = {'extra_forbidden': 'unknown key', 'missing': 'missing'}
 
+def _keys_at(loc:tuple) -> list[str]:
+    "The keys the schema allows in the mapping that holds the last key of `loc`"
+    model, parts = Plan, list(loc[:-1])
+    while parts:
+        f = model.model_fields.get(parts.pop(0))
+        if f is None: return []
+        ann = f.annotation
+        if typing.get_origin(ann) is dict:
+            if parts: parts.pop(0)                      # a skill's name, a parameter's name
+            ann = typing.get_args(ann)[1]
+        models = [a for a in (typing.get_args(ann) or (ann,)) if isinstance(a, type) and issubclass(a, BaseModel)]
+        if not models: return []
+        model = models[0]
+    return list(model.model_fields)
+
+def _unknown(loc:tuple) -> str:
+    import difflib
+    keys = _keys_at(loc)
+    near = difflib.get_close_matches(str(loc[-1]), keys, n=1)
+    return f"unknown key (did you mean '{near[0]}'?)" if near else f"unknown key: expected one of {', '.join(keys)}"
+
 def _first_error(e:ValidationError) -> tuple[tuple, str]:
     err = e.errors()[0]
     loc = tuple(p for p in err['loc'] if not (isinstance(p, str) and ('[' in p or p in ('list', 'SearchRange'))))
-    msg = _PYDANTIC_MSG.get(err['type'], err['msg'])
+    msg = _unknown(loc) if err['type'] == 'extra_forbidden' else _PYDANTIC_MSG.get(err['type'], err['msg'])
     if err['type'] == 'too_short': msg = 'give at least one'
     if err['type'] == 'literal_error': msg = f"{err['msg'][0].lower()}{err['msg'][1:]}, not {err['input']!r}"
     return loc, msg
