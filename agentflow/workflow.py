@@ -161,7 +161,7 @@ def _keys_at(loc:tuple) -> list[str]:
 def _unknown(loc:tuple) -> str:
     import difflib
     keys = _keys_at(loc)
-    near = difflib.get_close_matches(str(loc[-1]), keys, n=1)
+    near = difflib.get_close_matches(str(loc[-1]), keys, n=1, cutoff=0.8)
     return f"unknown key (did you mean '{near[0]}'?)" if near else f"unknown key: expected one of {', '.join(keys)}"
 
 def _first_error(e:ValidationError) -> tuple[tuple, str]:
