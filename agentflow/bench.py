@@ -534,8 +534,8 @@ def _deployed(folder:Path, skill:str) -> tuple:
     return (m['valid'], m['test'], (v/'adapter_model.safetensors').read_bytes())
 
 # %% ../nbs/15_bench.ipynb #7fe7c867
-def bench_workflow(n_train:int=400,   # training tweets per domain
-                   epochs:int=2,      # epochs of each training
+def bench_workflow(n_train:int=600,   # training tweets per domain
+                   epochs:int=3,      # epochs of each training
                    kills:int=10,      # kill -9 and resume this many times
                    seed:int=0,        # seed of the kill moments
                    log=print) -> dict:

@@ -167,7 +167,7 @@ def cmd_docs(a) -> int:
 def cmd_bench(a) -> int:
     from agentflow import bench
     if a.what == 'train':
-        rep = bench.bench_train(a.data, a.max_train, a.epochs, a.peft, a.lr, a.bs, a.seed, precision=a.precision,
+        rep = bench.bench_train(a.data, a.max_train, a.epochs or 2, a.peft, a.lr, a.bs, a.seed, precision=a.precision,
                                 repeat=a.repeat, log=_log)
         print(bench.format_train_report(rep))
     elif a.what == 'predict':
@@ -179,7 +179,7 @@ def cmd_bench(a) -> int:
                                 repeat=max(a.repeat, 2), log=_log)
         print(bench.format_agent_report(rep))
     elif a.what == 'workflow':
-        rep = bench.bench_workflow(a.n or 400, a.epochs, a.kills, a.seed, log=_log)
+        rep = bench.bench_workflow(a.n or 600, a.epochs or 3, a.kills, a.seed, log=_log)
         print(bench.format_workflow_report(rep))
     else:
         rep = bench.bench_explain(a.skill, a.n or 8, a.max_evals, log=_log)
@@ -308,12 +308,12 @@ def parser() -> argparse.ArgumentParser:
     b = sub.add_parser('bench', help='time agentflow against the Hugging Face Trainer or pipeline, an agent against separate skills, the workflow scheduler against one after another')
     b.add_argument('what', choices=['train', 'predict', 'explain', 'agent', 'workflow'])
     b.add_argument('--data', default=None, help='a CoNLL folder with train.txt and test.txt (default: the shipped WNUT-2016)')
-    b.add_argument('--max-train', type=int, default=None); b.add_argument('--epochs', type=int, default=2)
+    b.add_argument('--max-train', type=int, default=None); b.add_argument('--epochs', type=int, default=None, help='train: 2; workflow: 3')
     b.add_argument('--peft', choices=['lora', 'none'], default='lora'); b.add_argument('--lr', type=float, default=None)
     b.add_argument('--bs', type=int, default=16); b.add_argument('--seed', type=int, default=42)
     b.add_argument('--precision', choices=list(PRECISIONS), default='auto')
     b.add_argument('--repeat', type=int, default=1, help='train: run every configuration N times (interleaved) and keep the fastest')
-    b.add_argument('--n', type=int, default=None, help='predict: sentences (500); explain: texts (8); workflow: training tweets per domain (400)')
+    b.add_argument('--n', type=int, default=None, help='predict: sentences (500); explain: texts (8); workflow: training tweets per domain (600)')
     b.add_argument('--skill', default=None, help='explain: a saved text-classification skill (default: MiniLM with a seeded head)')
     b.add_argument('--max-evals', type=int, default=500, help='explain: model evaluations per text'); b.add_argument('--batch-sizes', default='1,32')
     b.add_argument('--skills', action='append', default=[], metavar='NAME=SKILL_DIR', help='agent: saved LoRA skills (default: four fresh ones)')

@@ -826,6 +826,7 @@ def db_note(self:PlanRun, sid:str, state:str):
 @patch
 def __call__(self:PlanRun) -> dict:
     "PlanRun the plan to its end; each step's state"
+    t0 = time.time()
     self.work.mkdir(parents=True, exist_ok=True)
     lock = open(self.path('run.lock'), 'a+')
     try: fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -837,7 +838,6 @@ def __call__(self:PlanRun) -> dict:
     self.running, self.free, self.free_gpus, self.slept = {}, self.lp.machine, list(range(self.lp.machine.gpus)), 0.
     self.log(f"run {self.run_id} of {self.lp.path.name}: {len(self.steps)} steps, {self.lp.machine.threads} threads, "
              f"{self.lp.machine.memory_gb:g} GB, engine {self.engine.name}; state in {self.path('state.db')}")
-    t0 = time.time()
     try:
         while True:
             moved = self.schedule()
@@ -854,6 +854,7 @@ def __call__(self:PlanRun) -> dict:
     self.db.end_run(self.run_id, 'done' if ok else 'failed')
     self.wall = time.time() - t0
     write_report(self)
+    self.wall = time.time() - t0          # from the lock to the report: all of the run
     self.log(f"run {self.run_id}: {'done' if ok else 'failed'} in {self.wall:.1f} s; report {self.path('report.html')}")
     self.db.close(); lock.close()
     return dict(self.state)
