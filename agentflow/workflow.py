@@ -7,6 +7,7 @@ from __future__ import annotations
 import os, sys, re, io, json, time, html, base64, shutil, signal, sqlite3, hashlib, fcntl, typing, warnings, dataclasses, subprocess
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 import pandas as pd
@@ -225,6 +226,8 @@ def load_plan(path:str|Path) -> LoadedPlan:
     for name, sk in plan.skills.items():
         if not name_re.match(name): raise fail(('skills', name), "a skill's name is letters, digits, '-' and '_' (64 at most)")
         given = {**defaults, **sk.model_dump(exclude_unset=True)}
+        if 'resources' in defaults and 'resources' in sk.model_fields_set:    # a skill's resources refine the defaults'
+            given['resources'] = {**defaults['resources'], **sk.resources.model_dump(exclude_unset=True)}
         kw = {k: given[k] for k in ['train'] + TRAIN_SETTINGS if given.get(k) is not None}
         for k in ('train', 'valid', 'test'):
             if k in kw:
@@ -244,11 +247,18 @@ def load_plan(path:str|Path) -> LoadedPlan:
         if {'evaluate', 'deploy'} & set(kinds) and not kw.get('test', kw.get('valid')):
             raise fail(('skills', name), "give `test` (or `valid`): every version is scored on the same file before it is deployed")
         if 'deploy' in kinds and 'evaluate' not in kinds: raise fail(('skills', name, 'steps'), "`deploy` needs `evaluate` (the gate reads its scores)")
+        metric, cols = (given.get('gate') or plan.gate.model_dump()).get('metric'), Task.registry[kw.get('task', 'ner')].report_columns
+        if metric is not None and metric not in cols:
+            raise fail(('skills', name, 'gate', 'metric') if given.get('gate') else ('gate', 'metric'),
+                       f"the {kw.get('task', 'ner')} task scores {', '.join(cols)}, not {metric!r}")
         if given.get('search'):
             for p, spec in given['search']['params'].items():
                 if p not in TRAIN_SETTINGS: raise fail(('skills', name, 'search', 'params', p), f"not a training setting: expected one of {', '.join(TRAIN_SETTINGS)}")
                 if isinstance(spec, dict) and spec['low'] > spec['high']: raise fail(('skills', name, 'search', 'params', p), "low is above high")
                 if isinstance(spec, list) and not spec: raise fail(('skills', name, 'search', 'params', p), "give at least one choice")
+        if given.get('search') and given['search'].get('parallel', 1) > (given.get('resources') or {}).get('threads', 1):
+            raise fail(('skills', name, 'search', 'parallel'), f"{given['search']['parallel']} trials at once need as many threads: "
+                       f"give the skill `resources: {{threads: {given['search']['parallel']}}}`")
         bad_base = [k for k in given.get('baseline', {}) if k not in TRAIN_SETTINGS]
         if bad_base: raise fail(('skills', name, 'baseline', bad_base[0]), f"not a training setting: expected one of {', '.join(TRAIN_SETTINGS)}")
         need = Resources(**given['resources']) if 'resources' in given else Resources()
@@ -445,9 +455,9 @@ def _run_agent(spec:dict) -> dict:
     agent = Agent(backbone, threshold=spec['threshold'])
     for name, v in skills.items(): agent.add(name, v['path'])
     if spec['router'] == 'trained': agent.train_router(epochs=spec['epochs'])
-    agent.save(spec['out'])
+    agent.save(spec['agent'])
     print(agent.skills.to_string())
-    return dict(path=spec['out'], skills=skills, router=spec['router'])
+    return dict(path=spec['agent'], skills=skills, router=spec['router'])
 
 # %% ../nbs/12_workflow.ipynb #d880f9ce
 STEP_RUNNERS = dict(train=_run_train, baseline=_run_train, evaluate=_run_evaluate, robustness=_run_robustness,
@@ -487,7 +497,7 @@ def _study(spec:dict, worker:int=0):
 
 def _suggest(trial, name:str, spec):
     if isinstance(spec, list): return trial.suggest_categorical(name, spec)
-    if isinstance(getattr(TrainConfig, name, None), int):   # a whole-number setting (its default says)
+    if 'int' in str(_TRAIN_HINTS[name]) and 'float' not in str(_TRAIN_HINTS[name]):   # a whole-number setting
         return trial.suggest_int(name, int(spec['low']), int(spec['high']), log=spec['log'])
     return trial.suggest_float(name, spec['low'], spec['high'], log=spec['log'])
 
@@ -505,8 +515,11 @@ def search_worker(spec_path:str|None=None):
         try: m = train_skill(TrainConfig(**{**cfg, **params}, out=out, report_examples=0), cbs=[OptunaPruning(trial, metric)])
         finally: shutil.rmtree(out, ignore_errors=True)
         return m['valid'][metric]
-    done = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
-    study.optimize(objective, callbacks=[optuna.study.MaxTrialsCallback(s['trials'], states=done)])
+    done, failed = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED), (optuna.trial.TrialState.FAIL,)
+    def enough(study, trial=None):         # enough finished, or as many failed: stop (a failing trial does not stop the rest)
+        return len(study.get_trials(deepcopy=False, states=done)) >= s['trials'] or len(study.get_trials(deepcopy=False, states=failed)) >= s['trials']
+    if enough(study): return
+    study.optimize(objective, catch=(Exception,), callbacks=[lambda study, trial: study.stop() if enough(study) else None])
 
 def _run_search(spec:dict) -> dict:
     import optuna
@@ -519,7 +532,7 @@ def _run_search(spec:dict) -> dict:
     wspec = dict(spec, worker_threads=max(1, spec['threads'] // s['parallel']))
     save_json(wspec, out/'worker.json')
     argv = [sys.executable, '-c', 'from agentflow.workflow import search_worker; search_worker()', str(out/'worker.json')]
-    procs = [subprocess.Popen(argv, env={**os.environ, 'AGENTFLOW_SEARCH_WORKER': str(i)}, preexec_fn=_die_with_parent) for i in range(s['parallel'])]
+    procs = [subprocess.Popen(argv, env={**os.environ, 'AGENTFLOW_SEARCH_WORKER': str(i)}, preexec_fn=partial(_die_with_parent, os.getpid())) for i in range(s['parallel'])]
     codes = [p.wait() for p in procs]
     trials = study.get_trials(deepcopy=False)
     good = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
@@ -543,32 +556,33 @@ def _run_search(spec:dict) -> dict:
 STEP_RUNNERS['search'] = _run_search
 
 # %% ../nbs/12_workflow.ipynb #4efc0f81
-def _die_with_parent():
+def _die_with_parent(parent:int|None=None):
     "In a step's process: be killed when the scheduler dies (Linux), whatever killed it"
     try:
         import ctypes
         ctypes.CDLL('libc.so.6', use_errno=True).prctl(1, signal.SIGKILL)    # PR_SET_PDEATHSIG
-    except (OSError, AttributeError): pass
+    except (OSError, AttributeError): return
+    if parent is not None and os.getppid() != parent: os._exit(1)          # it died before the line above
 
 def _run_process(argv:list[str], env:dict, log:str) -> int:
-    "PlanRun a step's process to its end, its output appended to `log`; its exit status (negative: the signal that killed it)"
+    "Run a step's process to its end, its output appended to `log`; its exit status (negative: the signal that killed it)"
     with open(log, 'ab') as f:
-        return subprocess.run(argv, env=env, stdout=f, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent).returncode
+        return subprocess.run(argv, env=env, stdout=f, stderr=subprocess.STDOUT, preexec_fn=partial(_die_with_parent, os.getpid())).returncode
 
 # %% ../nbs/12_workflow.ipynb #45b64013
 class LocalEngine:
-    "PlanRun each step in a process on this machine; the scheduler packs steps into the plan's resources"
+    "Run each step in a process on this machine; the scheduler packs steps into the plan's resources"
     name = 'local'
     def start(self, argv:list[str], env:dict, log:str, needs:Resources):
         f = open(log, 'ab')
-        p = subprocess.Popen(argv, env=env, stdout=f, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
+        p = subprocess.Popen(argv, env=env, stdout=f, stderr=subprocess.STDOUT, preexec_fn=partial(_die_with_parent, os.getpid()))
         f.close(); return p
     def poll(self, handle) -> int|None: return handle.poll()
     def stop(self, handle): handle.kill(); handle.wait()
     def close(self): pass
 
 class RayEngine:
-    "PlanRun each step as a Ray task holding the step's resources (a cluster at `RAY_ADDRESS`, else a local instance)"
+    "Run each step as a Ray task holding the step's resources (a cluster at `RAY_ADDRESS`, else a local instance)"
     name = 'ray'
     def __init__(self, machine:Resources, address:str|None=None):
         try: import ray
@@ -585,7 +599,7 @@ class RayEngine:
         ready, _ = self.ray.wait([ref], timeout=0)
         if not ready: return None
         try: return self.ray.get(ref)
-        except self.ray.exceptions.RayError as e: return -1
+        except self.ray.exceptions.RayError: return 1      # the task itself failed (its log has what Ray printed)
     def stop(self, ref): self.ray.cancel(ref, force=True)
     def close(self): self.ray.shutdown()
 
@@ -608,7 +622,7 @@ class PlanRun:
         self.results, self.keys, self.notes, self.seconds = {}, {}, {}, {}
 
     def path(self, *parts) -> Path: return self.work.joinpath(*parts)
-    def out(self, step:PlanStep) -> Path: return self.path('steps', step.id.replace(':', '-'))
+    def out(self, step:PlanStep, key:str) -> Path: return self.path('steps', step.id.replace(':', '-'), key)   # one folder per content key
 
 # %% ../nbs/12_workflow.ipynb #8408a410
 def _cfg(lp:LoadedPlan, skill:str) -> dict: return dict(lp.configs[skill])
@@ -628,7 +642,7 @@ def spec(self:PlanRun, step:PlanStep) -> tuple[dict, dict]:
     "What `step` does (its spec) and the files it reads (path -> sha256): the two halves of its content key"
     lp, name = self.lp, step.skill
     deps = {d: self.results[d] for d in step.deps}
-    spec = dict(kind=step.kind, skill=name, threads=step.needs.threads, out=str(self.out(step)), deps=deps)
+    spec = dict(kind=step.kind, skill=name, threads=step.needs.threads, deps=deps)
     if name:
         cfg = _cfg(lp, name); spec['config'] = cfg
         files = [cfg[k] for k in ('train', 'valid', 'test') if k in cfg]
@@ -639,7 +653,6 @@ def spec(self:PlanRun, step:PlanStep) -> tuple[dict, dict]:
         spec['file'] = self.eval_file(name); files = [spec['file']] + ([cfg['train']] if step.kind == 'robustness' else [])
         spec['train'] = cfg['train']
     if step.kind == 'evaluate':
-        from agentflow.skill import Skill
         spec['metric'] = lp.gate(name).metric or Task.registry[cfg.get('task', 'ner')].main_metric
         spec['deployed'] = self.deployed(name)
     if step.kind == 'explain': spec.update(n=3, max_evals=200)
@@ -647,7 +660,7 @@ def spec(self:PlanRun, step:PlanStep) -> tuple[dict, dict]:
     if step.kind == 'agent':
         a = lp.plan.agent
         spec.update(router=a.router, threshold=a.threshold, epochs=a.epochs, model=None,
-                    out=str(Path(a.out) if a.out and Path(a.out).is_absolute() else (lp.path.parent/a.out if a.out else self.path('agent'))),
+                    agent=str(Path(a.out) if a.out and Path(a.out).is_absolute() else (lp.path.parent/a.out if a.out else self.path('agent'))),
                     skills={n: self.deployed(n) for n in lp.steps})
         files = []
     return spec, {f: file_sha256(f) for f in files}
@@ -655,7 +668,9 @@ def spec(self:PlanRun, step:PlanStep) -> tuple[dict, dict]:
 @patch
 def key(self:PlanRun, step:PlanStep, spec:dict, inputs:dict) -> str:
     "The step's content key: library version, kind, settings, input files' hashes and the keys of the steps it reads"
-    own = {k: v for k, v in spec.items() if k not in ('deps', 'threads', 'out', 'deployed', 'db')}
+    own = {k: v for k, v in spec.items() if k not in ('deps', 'threads', 'deployed', 'db')}
+    live = spec.get('deployed')       # the live version counts when it is not this very training (after a rollback, say)
+    if live and live['source'] != self.keys.get(f'train:{step.skill}'): own['live'] = live['version']
     deps = [] if step.kind == 'agent' else [self.keys[d] for d in step.deps]    # the agent depends on what is live, in `own`
     return content_key(agentflow.__version__, own, sorted(inputs.items()), deps)
 
@@ -691,7 +706,9 @@ def deploy(self:PlanRun, step:PlanStep) -> tuple[str, dict]:
             return 'refused', dict(decision=f"{metric} {new:.4f} is below the live {live['version']}'s {old:.4f} by more than {gate.tolerance}")
     n = same[-1]['version'] if same else (max((v['version'] for v in versions), default=0) + 1)
     dest = self.path('skills', name, f'v{n}')
-    if not (dest/'skill.json').exists():
+    try: same_files = json.loads((dest/'version.json').read_text())['source'] == source
+    except (OSError, ValueError, KeyError): same_files = False
+    if not same_files:                      # (a folder a killed deploy left, of another training, is replaced)
         with atomic_dir(dest) as tmp:
             shutil.copytree(train['path'], tmp, dirs_exist_ok=True, ignore=shutil.ignore_patterns('checkpoints'))
             save_json(dict(skill=name, version=n, source=source, metrics=ev['scores']['fine-tuned'], file=ev['file']), tmp/'version.json')
@@ -707,8 +724,12 @@ def deploy(self:PlanRun, step:PlanStep) -> tuple[str, dict]:
 @patch
 def _env(self:PlanRun, step:PlanStep, gpus:list[int]) -> dict:
     n = str(step.needs.threads)
-    return {**os.environ, 'OMP_NUM_THREADS': n, 'MKL_NUM_THREADS': n, 'TOKENIZERS_PARALLELISM': 'false', 'PYTHONUNBUFFERED': '1',
-            'CUDA_VISIBLE_DEVICES': ','.join(map(str, gpus)), 'AGENTFLOW_STEP': step.id, 'AGENTFLOW_LAUNCHED': repr(time.time())}
+    env = {**os.environ, 'OMP_NUM_THREADS': n, 'MKL_NUM_THREADS': n, 'TOKENIZERS_PARALLELISM': 'false', 'PYTHONUNBUFFERED': '1',
+           'AGENTFLOW_STEP': step.id, 'AGENTFLOW_LAUNCHED': repr(time.time())}
+    if self.engine.name == 'local':        # the GPUs it was given, numbered as this process sees them (Ray sets its own)
+        seen = [d for d in os.environ.get('CUDA_VISIBLE_DEVICES', '').split(',') if d] or [str(i) for i in range(self.lp.machine.gpus)]
+        env['CUDA_VISIBLE_DEVICES'] = ','.join(seen[i] for i in gpus if i < len(seen))
+    return env
 
 @patch
 def _finish(self:PlanRun, sid:str, state:str, result:dict|None=None, note:str=''):
@@ -726,9 +747,11 @@ def _ready(self:PlanRun, step:PlanStep) -> bool|None:
 
 @patch
 def _launch(self:PlanRun, step:PlanStep, spec:dict, inputs:dict, key:str, gpus:list[int]):
-    prev = self.db.latest(step.id)
     out = Path(spec['out'])
-    if prev is None or prev['key'] != key or self.force: shutil.rmtree(out, ignore_errors=True)   # a different key: start afresh
+    if self.force: shutil.rmtree(out, ignore_errors=True)
+    if out.parent.is_dir():                # other keys' outputs: a killed attempt of this key is kept, to resume
+        for old in out.parent.iterdir():
+            if old != out: shutil.rmtree(old, ignore_errors=True)
     adir = self.path('attempts'); adir.mkdir(parents=True, exist_ok=True)
     stem = f"{step.id.replace(':', '-')}-{int(time.time() * 1000)}"
     log = str(adir/f'{stem}.log')
@@ -799,6 +822,7 @@ def schedule(self:PlanRun) -> bool:
         if not ready: continue
         spec, inputs = self.spec(step)
         key = self.keys[sid] = self.key(step, spec, inputs)
+        spec['out'] = str(self.out(step, key))
         prev = self.db.last(sid)
         if prev is not None and prev['key'] == key and not self.force:
             result = json.loads(prev['result'] or '{}')
@@ -825,13 +849,24 @@ def db_note(self:PlanRun, sid:str, state:str):
 # %% ../nbs/12_workflow.ipynb #5d9233fe
 @patch
 def __call__(self:PlanRun) -> dict:
-    "PlanRun the plan to its end; each step's state"
+    "Run the plan to its end; each step's state"
     t0 = time.time()
     self.work.mkdir(parents=True, exist_ok=True)
     lock = open(self.path('run.lock'), 'a+')
     try: fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError: raise ConfigError(f"{self.lp.path}: already running (another `agentflow run` holds {self.path('run.lock')})") from None
+    except BlockingIOError:
+        lock.close(); raise ConfigError(f"{self.lp.path}: already running (another `agentflow run` holds {self.path('run.lock')})") from None
+    try: return self._run(lock, t0)
+    finally: lock.close()
+
+@patch
+def _run(self:PlanRun, lock, t0:float) -> dict:
     self.db = WorkflowDB(self.path('state.db'))
+    try: return self._loop(t0)
+    finally: self.db.close()
+
+@patch
+def _loop(self:PlanRun, t0:float) -> dict:
     self.engine = make_engine(self.engine_name, self.lp.machine)
     self.run_id = self.db.start_run(str(self.lp.path), self.engine_name)
     self.sync_current()
@@ -856,14 +891,13 @@ def __call__(self:PlanRun) -> dict:
     write_report(self)
     self.wall = time.time() - t0          # from the lock to the report: all of the run
     self.log(f"run {self.run_id}: {'done' if ok else 'failed'} in {self.wall:.1f} s; report {self.path('report.html')}")
-    self.db.close(); lock.close()
     return dict(self.state)
 
 def run_plan(plan:str|Path|LoadedPlan,   # the plan file (or a loaded plan)
              engine:str='local',          # 'local' or 'ray'
              force:bool=False,            # run every step, even those up to date
              log=print) -> PlanRun:
-    "PlanRun a plan: every step whose inputs changed, in order, in parallel where resources allow"
+    "Run a plan: every step whose inputs changed, in order, in parallel where resources allow"
     lp = plan if isinstance(plan, LoadedPlan) else load_plan(plan)
     run = PlanRun(lp, engine, force, log); run()
     return run
@@ -1003,7 +1037,7 @@ def parse_every(s:str) -> float:
     return float(m[1]) * dict(s=1, m=60, h=3600, d=86400)[m[2]]
 
 def run_every(plan:str|Path, every:str, runs:int|None=None, engine:str='local', log=print):
-    "PlanRun the plan now and then every `every` (re-fine-tuning what new data touched); `runs` times, or until stopped"
+    "Run the plan now and then every `every` (re-fine-tuning what new data touched); `runs` times, or until stopped"
     period, n = parse_every(every), 0
     while True:
         t0 = time.time()
