@@ -942,7 +942,7 @@ def table(self:PlanRun) -> pd.DataFrame:
 def write_report(run:PlanRun):
     "Write the run's HTML report into its work folder"
     import matplotlib; import matplotlib.pyplot as plt
-    sections = [('Steps', f"<p>PlanRun {run.run_id} of {html.escape(str(run.lp.path))}, engine {run.engine_name}, "
+    sections = [('Steps', f"<p>Run {run.run_id} of {html.escape(str(run.lp.path))}, engine {run.engine_name}, "
                           f"{run.wall:.1f} s.</p>" + run.table().to_html(na_rep=''))]
     ba = before_after(run.results)
     if len(ba):
@@ -958,7 +958,7 @@ def write_report(run:PlanRun):
             t = pd.read_json(io.StringIO(json.dumps(r['trials'])))
             imgs = ''.join(f'<img alt="{html.escape(k)}" src="data:image/png;base64,{base64.b64encode(Path(p).read_bytes()).decode()}"/>'
                            for k, p in r.get('plots', {}).items() if Path(p).exists())
-            sections.append((f"SearchPlan for {sid.split(':')[1]}", f"<p>best {html.escape(json.dumps(r['best']))}: {r['value']:.4f}</p>" + t.to_html(index=False) + imgs))
+            sections.append((f"Search for {sid.split(':')[1]}", f"<p>best {html.escape(json.dumps(r['best']))}: {r['value']:.4f}</p>" + t.to_html(index=False) + imgs))
     with atomic_write(run.path('report.html')) as f: f.write(html_report(f"agentflow run: {run.lp.name}", sections))
 
 # %% ../nbs/12_workflow.ipynb #baef1195
