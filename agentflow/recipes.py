@@ -165,7 +165,7 @@ def train_skill(cfg:TrainConfig,   # what to train, on which files, and how
         skill.write(tmp)
         save_json(metrics, tmp/'metrics.json')
         save_json(domain_sample(task, dsd['train'], seed=cfg.seed), tmp/TEXTS_FILE)
-        (tmp/'report.html').write_text(skill_report(skill, metrics, rec, skill.predict(examples) if examples else []))
+        (tmp/'report.html').write_text(skill_report(skill, metrics, rec, skill.predict(examples)))
     return metrics
 
 # %% ../nbs/10_recipes.ipynb #7ec10015

@@ -177,5 +177,6 @@ def predict(self:Skill, texts:str|list,      # a text, or a list of texts (token
            ) -> list[dict]:
     "Predict raw texts: the task's answer for each (entities with offsets and every word's tag; labels with probabilities)"
     if isinstance(texts, str): texts = [texts]
+    if not len(texts): return []                 # nothing to tokenise
     cols, contexts = self.task.inputs(list(texts), pretokenized)
     return [self.task.prediction(t, o, c) for t, o, c in zip(texts, self.outputs(cols, bs, precision), contexts)]

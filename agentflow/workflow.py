@@ -142,7 +142,7 @@ class Plan(_Strict):
     agent:AgentPlan|None = None
 
 # %% ../nbs/12_workflow.ipynb #a3b7e739
-_PYDANTIC_MSG = {'extra_forbidden': 'unknown key', 'missing': 'missing'}
+_PYDANTIC_MSG = {'missing': 'missing'}
 
 def _keys_at(loc:tuple) -> list[str]:
     "The keys the schema allows in the mapping that holds the last key of `loc`"
@@ -197,7 +197,6 @@ class LoadedPlan:
     steps:dict[str, list[str]]    # skill -> its step kinds
     after:dict[str, list[str]]    # skill -> the skills whose training it waits for
     needs:dict[str, Resources]    # skill -> what each of its steps needs
-    text:str
 
     @property
     def name(self) -> str: return self.plan.name or self.path.stem
@@ -276,7 +275,7 @@ def load_plan(path:str|Path) -> LoadedPlan:
         for r in ('threads', 'memory_gb', 'gpus'):
             if getattr(plan.agent.resources, r) > getattr(machine, r):
                 raise fail(('agent', 'resources', r), f"needs {getattr(plan.agent.resources, r)} {r}, the machine has {getattr(machine, r)}")
-    return LoadedPlan(plan, path.resolve(), workdir, machine, configs, steps, after, needs, text)
+    return LoadedPlan(plan, path.resolve(), workdir, machine, configs, steps, after, needs)
 
 # %% ../nbs/12_workflow.ipynb #10e3aa87
 @dataclass
@@ -625,8 +624,6 @@ class PlanRun:
     def out(self, step:PlanStep, key:str) -> Path: return self.path('steps', step.id.replace(':', '-'), key)   # one folder per content key
 
 # %% ../nbs/12_workflow.ipynb #8408a410
-def _cfg(lp:LoadedPlan, skill:str) -> dict: return dict(lp.configs[skill])
-
 @patch
 def eval_file(self:PlanRun, skill:str) -> str:
     c = self.lp.configs[skill]; return c.get('test') or c['valid']
@@ -644,7 +641,7 @@ def spec(self:PlanRun, step:PlanStep) -> tuple[dict, dict]:
     deps = {d: self.results[d] for d in step.deps}
     spec = dict(kind=step.kind, skill=name, threads=step.needs.threads, deps=deps)
     if name:
-        cfg = _cfg(lp, name); spec['config'] = cfg
+        cfg = dict(lp.configs[name]); spec['config'] = cfg
         files = [cfg[k] for k in ('train', 'valid', 'test') if k in cfg]
     if step.kind == 'train' and f'search:{name}' in deps: cfg.update(deps[f'search:{name}']['best'])
     if step.kind == 'baseline': cfg.update(dict(peft='none', train_layers='head', lr=1e-3), **lp.skill(name).baseline)   # the head's rate: lr x head_lr_mult
@@ -856,11 +853,11 @@ def __call__(self:PlanRun) -> dict:
     try: fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         lock.close(); raise ConfigError(f"{self.lp.path}: already running (another `agentflow run` holds {self.path('run.lock')})") from None
-    try: return self._run(lock, t0)
+    try: return self._run(t0)
     finally: lock.close()
 
 @patch
-def _run(self:PlanRun, lock, t0:float) -> dict:
+def _run(self:PlanRun, t0:float) -> dict:
     self.db = WorkflowDB(self.path('state.db'))
     try: return self._loop(t0)
     finally: self.db.close()
