@@ -508,16 +508,7 @@ WORKFLOW_DOMAINS = ('airline', 'coachella', 'apple', 'deflategate')
 
 def workflow_bench_files(folder:str|Path, n_train:int=400, n_test:int=100) -> dict[str, tuple[Path, Path]]:
     "Train and test JSONL files of four CrowdFlower collections: the workflow benchmark's four domains"
-    out = {}
-    for s in WORKFLOW_DOMAINS:
-        dsd, paths = crowdflower_sentiment(0, source=s), []
-        for split, n in (('train', n_train), ('test', n_test)):
-            p = Path(folder)/f'{s}-{split}.jsonl'
-            with open(p, 'w') as f:
-                for r in dsd[split].select(range(min(n, len(dsd[split])))): f.write(json.dumps(dict(text=r['text'], label=r['label'])) + '\n')
-            paths.append(p)
-        out[s] = tuple(paths)
-    return out
+    return {s: crowdflower_files(folder, s, n_train, n_test) for s in WORKFLOW_DOMAINS}
 
 def _workflow_plan(folder:Path, files:dict, threads_each:int, threads:int, epochs:int, steps:str='[train]') -> Path:
     skills = ''.join(f"  {s}: {{train: {tr}, test: {te}, steps: {steps}, resources: {{threads: {threads_each}}}}}\n" for s, (tr, te) in files.items())

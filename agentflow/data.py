@@ -13,7 +13,8 @@ from .core import *
 
 # %% auto #0
 __all__ = ['TABLE_SUFFIXES', 'CROWDFLOWER_SOURCES', 'to_iob2', 'read_conll', 'read_words', 'one_label', 'read_table', 'labels_of',
-           'split_dataset', 'load_files', 'from_hf', 'wnut16', 'crowdflower_source', 'crowdflower_sentiment']
+           'split_dataset', 'load_files', 'from_hf', 'wnut16', 'crowdflower_source', 'crowdflower_sentiment',
+           'crowdflower_files']
 
 # %% ../nbs/01_data.ipynb #a2de8220
 _TAG_RE = re.compile(r'^(?:O|([BIESLU])-(.+))$')
@@ -257,3 +258,21 @@ def crowdflower_sentiment(seed:int=0,           # seed of the 80/10/10 split
         if source not in CROWDFLOWER_SOURCES: raise ConfigError(f"unknown source '{source}': expected one of {', '.join(CROWDFLOWER_SOURCES)}")
         ds = ds.select([i for i, t in enumerate(ds['text']) if crowdflower_source(t) == source])
     return split_dataset(ds, 0.1, 0.1, seed)
+
+# %% ../nbs/01_data.ipynb #d10ded78
+def crowdflower_files(folder:str|Path,   # where to write SOURCE-train.jsonl and SOURCE-test.jsonl
+                      source:str,        # one of `CROWDFLOWER_SOURCES`
+                      n_train:int=400,   # training tweets (at most what the collection has)
+                      n_test:int=100,    # test tweets
+                      seed:int=0,        # seed of `crowdflower_sentiment`'s split
+                      offset:int=0       # the first training tweet taken
+                     ) -> tuple[Path, Path]:
+    "One collection's tweets as `folder/SOURCE-train.jsonl` and `folder/SOURCE-test.jsonl` (text, label)"
+    dsd, paths = crowdflower_sentiment(seed, source=source), []
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    for split, n, start in (('train', n_train, offset), ('test', n_test, 0)):
+        ds = dsd[split]; p = Path(folder)/f'{source}-{split}.jsonl'
+        rows = ds.select(range(min(start, len(ds)), min(start + n, len(ds))))
+        p.write_text(''.join(json.dumps(dict(text=r['text'], label=r['label']), ensure_ascii=False) + '\n' for r in rows), encoding='utf-8')
+        paths.append(p)
+    return tuple(paths)

@@ -8,7 +8,7 @@ import html, inspect
 import numpy as np
 from dataclasses import dataclass, field
 from pathlib import Path
-from datasets import DatasetDict
+from datasets import Dataset, DatasetDict
 from .core import *
 from .data import *
 from .tasks import *
@@ -91,6 +91,10 @@ class TrainConfig:
 
     @property
     def peak_lr(self) -> float: return self.lr or default_lr(self.peft)
+
+    def read_file(self, path:str|Path) -> Dataset:
+        "Read one more file of this task's format with these settings' reader arguments (an evaluation file, say)"
+        return Task.registry[self.task].read(path, encoding=self.encoding, **self.read)
 
 # %% ../nbs/10_recipes.ipynb #7ec1000e
 def new_skill(cfg:TrainConfig, task:Task) -> Skill:

@@ -23,9 +23,9 @@ from .reports import *
 from .recipes import *
 
 # %% auto #0
-__all__ = ['STEP_KINDS', 'DEFAULT_STEPS', 'TRAIN_SETTINGS', 'SkillPlan', 'Defaults', 'STEP_RUNNERS', 'FINISHED', 'PlanError',
-           'Resources', 'machine_resources', 'Gate', 'SearchRange', 'SearchPlan', 'AgentPlan', 'Plan', 'LoadedPlan',
-           'load_plan', 'PlanStep', 'plan_steps', 'WorkflowDB', 'file_sha256', 'content_key', 'step_main',
+__all__ = ['STEP_KINDS', 'DEFAULT_STEPS', 'TRAIN_SETTINGS', 'SkillPlan', 'Defaults', 'STEP_RUNNERS', 'FINISHED', 'SPEC_PARTS',
+           'PlanError', 'Resources', 'machine_resources', 'Gate', 'SearchRange', 'SearchPlan', 'AgentPlan', 'Plan',
+           'LoadedPlan', 'load_plan', 'PlanStep', 'plan_steps', 'WorkflowDB', 'file_sha256', 'content_key', 'step_main',
            'OptunaPruning', 'LocalEngine', 'RayEngine', 'make_engine', 'PlanRun', 'point_current', 'run_plan',
            'before_after', 'plot_before_after', 'write_report', 'plan_status', 'versions', 'rollback', 'parse_every',
            'run_every']
@@ -402,9 +402,6 @@ def _brief(metrics:dict) -> dict:
     return {**{k: v for k, v in metrics.items() if k != 'train'},
             'train': {k: tr[k] for k in ('seconds', 'samples_per_s', 'samples', 'epochs', 'lr')}}
 
-def _read_split(task, cfg:dict, path:str):
-    return task.read(path, encoding=cfg.get('encoding', 'utf-8'), **cfg.get('read', {}))
-
 def _run_train(spec:dict) -> dict:
     out = Path(spec['out'])
     if (out/'metrics.json').exists() and (out/'skill.json').exists():    # finished before its run was stopped
@@ -420,7 +417,7 @@ def _run_evaluate(spec:dict) -> dict:
     scores, ds = {}, None
     for name, path in skills.items():
         skill = Skill.load(path)
-        if ds is None: ds = _read_split(skill.task, spec['config'], spec['file'])
+        if ds is None: ds = TrainConfig(**spec['config']).read_file(spec['file'])
         scores[name] = skill.evaluate(ds)
         print(f"{name}: {skill.task.summary(scores[name])}")
     return dict(metric=spec['metric'], file=spec['file'], scores=scores, deployed=spec.get('deployed'), n=len(ds))
@@ -430,7 +427,7 @@ def _run_robustness(spec:dict) -> dict:
     from agentflow.robust import robustness_report
     import matplotlib; matplotlib.use('Agg')
     skill = Skill.load(spec['deps'][f"train:{spec['skill']}"]['path'])
-    ds, train = (_read_split(skill.task, spec['config'], spec[k]) for k in ('file', 'train'))
+    ds, train = (TrainConfig(**spec['config']).read_file(spec[k]) for k in ('file', 'train'))
     rep = robustness_report(skill, ds, 'all', train=train)
     out = Path(spec['out']); out.mkdir(parents=True, exist_ok=True)
     ax = rep.plot(); ax.figure.savefig(out/'robustness.png', bbox_inches='tight', dpi=110)
@@ -440,7 +437,7 @@ def _run_explain(spec:dict) -> dict:
     from agentflow.skill import Skill
     from agentflow.explain import explain, explanations_report
     skill = Skill.load(spec['deps'][f"train:{spec['skill']}"]['path'])
-    ds = _read_split(skill.task, spec['config'], spec['file'])
+    ds = TrainConfig(**spec['config']).read_file(spec['file'])
     texts = [skill.task.text_of(ds[i]) for i in range(min(spec['n'], len(ds)))]
     exps = [explain(skill, t, max_evals=spec['max_evals']) for t in texts]
     out = Path(spec['out']); out.mkdir(parents=True, exist_ok=True)
@@ -514,9 +511,10 @@ def search_worker(spec_path:str|None=None):
         try: m = train_skill(TrainConfig(**{**cfg, **params}, out=out, report_examples=0), cbs=[OptunaPruning(trial, metric)])
         finally: shutil.rmtree(out, ignore_errors=True)
         return m['valid'][metric]
-    done, failed = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED), (optuna.trial.TrialState.FAIL,)
-    def enough(study, trial=None):         # enough finished, or as many failed: stop (a failing trial does not stop the rest)
-        return len(study.get_trials(deepcopy=False, states=done)) >= s['trials'] or len(study.get_trials(deepcopy=False, states=failed)) >= s['trials']
+    TS = optuna.trial.TrialState
+    def enough(study, trial=None):         # enough finished or under way in other workers (no overshoot), or as many failed
+        return (len(study.get_trials(deepcopy=False, states=(TS.COMPLETE, TS.PRUNED, TS.RUNNING))) >= s['trials']
+                or len(study.get_trials(deepcopy=False, states=(TS.FAIL,))) >= s['trials'])
     if enough(study): return
     study.optimize(objective, catch=(Exception,), callbacks=[lambda study, trial: study.stop() if enough(study) else None])
 
@@ -531,8 +529,24 @@ def _run_search(spec:dict) -> dict:
     wspec = dict(spec, worker_threads=max(1, spec['threads'] // s['parallel']))
     save_json(wspec, out/'worker.json')
     argv = [sys.executable, '-c', 'from agentflow.workflow import search_worker; search_worker()', str(out/'worker.json')]
-    procs = [subprocess.Popen(argv, env={**os.environ, 'AGENTFLOW_SEARCH_WORKER': str(i)}, preexec_fn=partial(_die_with_parent, os.getpid())) for i in range(s['parallel'])]
-    codes = [p.wait() for p in procs]
+    n = str(wspec['worker_threads'])
+    envs = [{**os.environ, 'AGENTFLOW_SEARCH_WORKER': str(i), 'OMP_NUM_THREADS': n, 'MKL_NUM_THREADS': n} for i in range(s['parallel'])]
+    tasks = []
+    if spec.get('engine') == 'ray':        # each worker a Ray task holding its threads, wherever the cluster has room
+        import ray
+        ray.init(address=os.environ['RAY_ADDRESS'], include_dashboard=False, log_to_driver=False, configure_logging=False)
+        logs = [str(out/f'worker-{i}.log') for i in range(s['parallel'])]
+        refs = [ray.remote(_ray_worker).options(num_cpus=wspec['worker_threads'], max_retries=0).remote(argv, e, l) for e, l in zip(envs, logs)]
+        done = []
+        for r in refs:
+            try: done.append(ray.get(r))
+            except ray.exceptions.RayError: done.append((1, None))
+        ray.shutdown()
+        codes, tasks = [c for c, _ in done], [t for _, t in done]
+        for l in logs: print(Path(l).read_text(errors='replace') if Path(l).exists() else '', end='')
+    else:
+        procs = [subprocess.Popen(argv, env=e, preexec_fn=partial(_die_with_parent, os.getpid())) for e in envs]
+        codes = [p.wait() for p in procs]
     trials = study.get_trials(deepcopy=False)
     good = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
     if not good: raise AgentflowError(f"search for {spec['skill']}: no trial finished (exit codes {codes}); see the log above")
@@ -550,7 +564,13 @@ def _run_search(spec:dict) -> dict:
             fig.savefig(out/f'{name}.png', bbox_inches='tight', dpi=100); plots[name] = str(out/f'{name}.png')
         except (ValueError, RuntimeError, ZeroDivisionError): pass     # e.g. importances need two finished trials
     best = study.best_trial
-    return dict(path=str(out), best=best.params, value=best.value, trials=rows, plots=plots, study=spec['study'])
+    return dict(path=str(out), best=best.params, value=best.value, trials=rows, plots=plots, study=spec['study'],
+                workers=dict(engine=spec.get('engine', 'local'), codes=codes, ray_tasks=tasks))
+
+def _ray_worker(argv:list[str], env:dict, log:str) -> tuple[int, str]:
+    "A search worker as a Ray task: its exit status and the Ray task's id"
+    import ray
+    return _run_process(argv, env, log), ray.get_runtime_context().get_task_id()
 
 STEP_RUNNERS['search'] = _run_search
 
@@ -590,10 +610,11 @@ class RayEngine:
         address = address or os.environ.get('RAY_ADDRESS')
         kw = {} if address else dict(num_cpus=machine.threads, num_gpus=machine.gpus)
         ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False, **kw)
+        self.address = ray.get_runtime_context().gcs_address      # where a step's own Ray tasks go (a search's trials)
         self.task = ray.remote(_run_process)
     def start(self, argv, env, log, needs:Resources):
         return self.task.options(num_cpus=needs.threads, num_gpus=needs.gpus, memory=int(needs.memory_gb * 2**30),
-                                 max_retries=0).remote(argv, env, log)
+                                 max_retries=0).remote(argv, {**env, 'RAY_ADDRESS': self.address}, log)
     def poll(self, ref) -> int|None:
         ready, _ = self.ray.wait([ref], timeout=0)
         if not ready: return None
@@ -637,39 +658,70 @@ def deployed(self:PlanRun, skill:str) -> dict|None:
 @patch
 def spec(self:PlanRun, step:PlanStep) -> tuple[dict, dict]:
     "What `step` does (its spec) and the files it reads (path -> sha256): the two halves of its content key"
-    lp, name = self.lp, step.skill
-    deps = {d: self.results[d] for d in step.deps}
-    spec = dict(kind=step.kind, skill=name, threads=step.needs.threads, deps=deps)
-    if name:
-        cfg = dict(lp.configs[name]); spec['config'] = cfg
+    spec = dict(kind=step.kind, skill=step.skill, threads=step.needs.threads, deps={d: self.results[d] for d in step.deps})
+    files = []
+    if step.skill:
+        cfg = spec['config'] = dict(self.lp.configs[step.skill])
         files = [cfg[k] for k in ('train', 'valid', 'test') if k in cfg]
-    if step.kind == 'train' and f'search:{name}' in deps: cfg.update(deps[f'search:{name}']['best'])
-    if step.kind == 'baseline': cfg.update(dict(peft='none', train_layers='head', lr=1e-3), **lp.skill(name).baseline)   # the head's rate: lr x head_lr_mult
-    if step.kind == 'search': spec['search'] = lp.skill(name).search.model_dump(); spec['db'] = str(self.path('state.db'))
-    if step.kind in ('evaluate', 'robustness', 'explain'):
-        spec['file'] = self.eval_file(name); files = [spec['file']] + ([cfg['train']] if step.kind == 'robustness' else [])
-        spec['train'] = cfg['train']
-    if step.kind == 'evaluate':
-        spec['metric'] = lp.gate(name).metric or Task.registry[cfg.get('task', 'ner')].main_metric
-        spec['deployed'] = self.deployed(name)
-    if step.kind == 'explain': spec.update(n=3, max_evals=200)
-    if step.kind == 'deploy': spec['gate'] = lp.gate(name).model_dump(); files = []
-    if step.kind == 'agent':
-        a = lp.plan.agent
-        spec.update(router=a.router, threshold=a.threshold, epochs=a.epochs, model=None,
-                    agent=str(Path(a.out) if a.out and Path(a.out).is_absolute() else (lp.path.parent/a.out if a.out else self.path('agent'))),
-                    skills={n: self.deployed(n) for n in lp.steps})
-        files = []
+    if step.kind in SPEC_PARTS: files = SPEC_PARTS[step.kind](self, step, spec, files)
     return spec, {f: file_sha256(f) for f in files}
+
+def _train_part(run, step, spec, files):
+    if (s := spec['deps'].get(f'search:{step.skill}')): spec['config'].update(s['best'])     # the search's best settings
+    return files
+
+def _baseline_part(run, step, spec, files):    # only a head, at the head's rate (lr x head_lr_mult)
+    spec['config'].update(dict(peft='none', train_layers='head', lr=1e-3), **run.lp.skill(step.skill).baseline)
+    return files
+
+def _search_part(run, step, spec, files):
+    spec.update(search=run.lp.skill(step.skill).search.model_dump(), db=str(run.path('state.db')), engine=run.engine_name)
+    return files
+
+def _scoring_part(run, step, spec, files):     # evaluate, explain: the evaluation file only
+    spec.update(file=run.eval_file(step.skill), train=spec['config']['train'])
+    return [spec['file']]
+
+def _evaluate_part(run, step, spec, files):
+    spec.update(metric=run.lp.gate(step.skill).metric or Task.registry[spec['config'].get('task', 'ner')].main_metric,
+                deployed=run.deployed(step.skill))
+    return _scoring_part(run, step, spec, files)
+
+def _robustness_part(run, step, spec, files):   # the training file too: its words make the perturbations
+    return _scoring_part(run, step, spec, files) + [spec['train']]
+
+def _explain_part(run, step, spec, files):
+    spec.update(n=3, max_evals=200)
+    return _scoring_part(run, step, spec, files)
+
+def _deploy_part(run, step, spec, files):
+    spec['gate'] = run.lp.gate(step.skill).model_dump()
+    return []
+
+def _agent_part(run, step, spec, files):
+    a, lp = run.lp.plan.agent, run.lp
+    out = Path(a.out) if a.out and Path(a.out).is_absolute() else (lp.path.parent/a.out if a.out else run.path('agent'))
+    spec.update(router=a.router, threshold=a.threshold, epochs=a.epochs, model=None, agent=str(out),
+                skills={n: run.deployed(n) for n in lp.steps})
+    return []
+
+SPEC_PARTS = dict(train=_train_part, baseline=_baseline_part, search=_search_part, evaluate=_evaluate_part,
+                  robustness=_robustness_part, explain=_explain_part, deploy=_deploy_part, agent=_agent_part)
 
 @patch
 def key(self:PlanRun, step:PlanStep, spec:dict, inputs:dict) -> str:
     "The step's content key: library version, kind, settings, input files' hashes and the keys of the steps it reads"
-    own = {k: v for k, v in spec.items() if k not in ('deps', 'threads', 'deployed', 'db')}
-    live = spec.get('deployed')       # the live version counts when it is not this very training (after a rollback, say)
-    if live and live['source'] != self.keys.get(f'train:{step.skill}'): own['live'] = live['version']
+    own = {k: v for k, v in spec.items() if k not in ('deps', 'threads', 'deployed', 'db', 'engine')}
     deps = [] if step.kind == 'agent' else [self.keys[d] for d in step.deps]    # the agent depends on what is live, in `own`
     return content_key(agentflow.__version__, own, sorted(inputs.items()), deps)
+
+@patch
+def fresh(self:PlanRun, step:PlanStep, result:dict) -> bool:
+    "Whether a finished attempt with the step's key still holds: an evaluation is stale when the live version it was compared with is no longer live, unless what is live now is this very training"
+    if step.kind != 'evaluate': return True
+    live = self.deployed(step.skill)
+    return (not live or live['source'] == self.keys.get(f'train:{step.skill}')
+            or (result.get('deployed') or {}).get('version') == live['version'])
 
 # %% ../nbs/12_workflow.ipynb #29953bf3
 def point_current(folder:Path, version:str):
@@ -693,7 +745,7 @@ def deploy(self:PlanRun, step:PlanStep) -> tuple[str, dict]:
     metric = ev['metric']; new = ev['scores']['fine-tuned'][metric]
     versions = self.db.q("select * from versions where skill=? order by version", name)
     same = [v for v in versions if v['source'] == source]
-    if same and same[-1]['state'] == 'live': return 'done', dict(decision=f"already live as v{same[-1]['version']}", version=f"v{same[-1]['version']}")
+    if same and same[-1]['state'] == 'live': return 'up to date', dict(decision=f"already live as v{same[-1]['version']}", version=f"v{same[-1]['version']}")
     if same and same[-1]['state'] == 'rolled back':
         return 'skipped', dict(decision=f"v{same[-1]['version']} was rolled back: not deployed again until its inputs change")
     live = ev.get('deployed')
@@ -757,7 +809,10 @@ def _launch(self:PlanRun, step:PlanStep, spec:dict, inputs:dict, key:str, gpus:l
     save_json(spec, adir/f'{stem}.spec.json')
     attempt = self.db.start_attempt(self.run_id, step, key, log, inputs)
     argv = [sys.executable, '-c', 'from agentflow.workflow import step_main; step_main()', str(adir/f'{stem}.spec.json')]
-    handle = self.engine.start(argv, self._env(step, gpus), log, step.needs)
+    needs = step.needs
+    if step.kind == 'search' and self.engine.name == 'ray':     # its trials are Ray tasks holding the threads; it only waits
+        needs = step.needs.model_copy(update=dict(threads=0, memory_gb=0))
+    handle = self.engine.start(argv, self._env(step, gpus), log, needs)
     self.running[step.id] = dict(handle=handle, attempt=attempt, spec=spec, t0=time.time(), gpus=gpus, log=log)
     self.state[step.id] = 'running'
     self.log(f"{step.id:<24} started ({step.needs.threads} thread{'s' * (step.needs.threads > 1)}, attempt {attempt})")
@@ -820,17 +875,17 @@ def schedule(self:PlanRun) -> bool:
         spec, inputs = self.spec(step)
         key = self.keys[sid] = self.key(step, spec, inputs)
         spec['out'] = str(self.out(step, key))
-        prev = self.db.last(sid)
-        if prev is not None and prev['key'] == key and not self.force:
-            result = json.loads(prev['result'] or '{}')
-            if not result.get('path') or Path(result['path']).exists():
-                self._finish(sid, 'up to date' if prev['state'] == 'done' else prev['state'], result, _summary(sid, result).lstrip('; '))
-                moved = True; continue
-        if step.kind == 'deploy':
+        if step.kind == 'deploy':          # decided on every run: a rollback changes what is live, not any input
             attempt = self.db.start_attempt(self.run_id, step, key, '', inputs)
             state, result = self.deploy(step)
             self.db.end_attempt(attempt, state, result)
             self._finish(sid, state, result, result['decision']); moved = True; continue
+        prev = self.db.last(sid)
+        if prev is not None and prev['key'] == key and not self.force:
+            result = json.loads(prev['result'] or '{}')
+            if (not result.get('path') or Path(result['path']).exists()) and self.fresh(step, result):
+                self._finish(sid, 'up to date' if prev['state'] == 'done' else prev['state'], result, _summary(sid, result).lstrip('; '))
+                moved = True; continue
         if not self._fits(step): continue
         gpus, self.free_gpus = self.free_gpus[:step.needs.gpus], self.free_gpus[step.needs.gpus:]
         self._take(step, 1)
@@ -976,10 +1031,10 @@ def plan_status(plan:str|Path|LoadedPlan) -> pd.DataFrame:
         if run._ready(step) and last is not None:
             spec, inputs = run.spec(step)
             key = run.keys[sid] = run.key(step, spec, inputs)
-            if key == last['key']:
-                run.state[sid], run.results[sid] = 'done', json.loads(last['result'] or '{}')
-                next_run = 'up to date'
-            else: next_run = 'would run (inputs changed)'
+            done = json.loads(last['result'] or '{}')
+            if key != last['key']: next_run = 'would run (inputs changed)'
+            elif not run.fresh(step, done): next_run = 'would run (the live version changed)'
+            else: run.state[sid], run.results[sid], next_run = 'done', done, 'up to date'
         elif last is None: next_run = 'would run (never finished)'
         result = json.loads(a['result'] or '{}') if a is not None else {}
         state = a['state'] if a else 'never run'

@@ -3,15 +3,7 @@ import json, os, re, random, signal, sqlite3, subprocess, time, shutil
 from pathlib import Path
 import pytest
 from conftest import run_cli, AGENTFLOW
-
-def write_domain(folder, source, n_train=400, n_test=120, offset=0):
-    "A domain's tweets (one CrowdFlower collection) as train and test JSONL files"
-    from agentflow.data import crowdflower_sentiment
-    dsd = crowdflower_sentiment(0, source=source)
-    for split, n in (('train', n_train), ('test', n_test)):
-        rows = dsd[split].select(range(offset if split == 'train' else 0, (offset if split == 'train' else 0) + n))
-        with open(Path(folder)/f'{source}-{split}.jsonl', 'w') as f:
-            for r in rows: f.write(json.dumps(dict(text=r['text'], label=r['label'])) + '\n')
+from agentflow.data import crowdflower_files
 
 def write_plan(folder, text):
     p = Path(folder)/'plan.yaml'; p.write_text(text); return p
@@ -29,7 +21,7 @@ agent: {router: centroid}
 @pytest.fixture(scope='module')
 def domains(tmp_path_factory):
     d = tmp_path_factory.mktemp('domains')
-    for s in ('airline', 'coachella'): write_domain(d, s)
+    for s in ('airline', 'coachella'): crowdflower_files(d, s, n_test=120)
     return d
 
 def steps_run(stderr:str) -> set:
@@ -68,7 +60,7 @@ def test_run_redoes_only_what_changed_gates_and_rolls_back(domains, tmp_path):
     assert r.returncode == 0 and steps_run(r.stderr) == set(), r.stderr
     assert r.stderr.count('up to date') >= 14
     # new data for one domain: only its steps and the agent run
-    write_domain(tmp_path, 'coachella', n_train=440)
+    crowdflower_files(tmp_path, 'coachella', n_train=440, n_test=120)
     write_plan(tmp_path, PLAN.replace('tolerance: 0.05', 'tolerance: 1.0'))     # this time any new version goes live
     r = run_cli('status', plan, '--json')
     assert r.returncode == 0, r.stderr
@@ -197,7 +189,9 @@ def test_ray_engine_runs_the_plan_on_a_local_instance(domains, tmp_path):
     if ray is None: pytest.skip("Ray is not installed (pip install ray)")
     for f in domains.glob('airline*'): shutil.copy(f, tmp_path)
     plan = write_plan(tmp_path, ("defaults: {task: classify, epochs: 1, max_length: 64, max_train: 200}\n"
-                                 "skills:\n  airline: {train: airline-train.jsonl, test: airline-test.jsonl, steps: [train, baseline, evaluate, deploy]}\n"))
+                                 "resources: {threads: 2}\n"
+                                 "skills:\n  airline: {train: airline-train.jsonl, test: airline-test.jsonl, steps: [search, train, baseline, evaluate, deploy],\n"
+                                 "            search: {trials: 2, parallel: 2, params: {lr: [1.0e-3, 3.0e-3]}}, resources: {threads: 2}}\n"))
     port = 6000 + random.Random().randrange(2000)
     env = dict(os.environ, RAY_USAGE_STATS_ENABLED='0')
     start = subprocess.run([ray, 'start', '--head', f'--port={port}', '--num-cpus=2', '--include-dashboard=false', '--disable-usage-stats'],
@@ -206,6 +200,11 @@ def test_ray_engine_runs_the_plan_on_a_local_instance(domains, tmp_path):
     try:
         r = run_cli('run', plan, '--engine', 'ray', env=dict(env, RAY_ADDRESS=f'127.0.0.1:{port}'))
         assert r.returncode == 0, r.stderr
-        assert 'engine ray' in r.stderr and steps_run(r.stderr) == {'train:airline', 'baseline:airline', 'evaluate:airline'}
+        assert 'engine ray' in r.stderr and steps_run(r.stderr) == {'search:airline', 'train:airline', 'baseline:airline', 'evaluate:airline'}
+        con = sqlite3.connect(tmp_path/'plan.agentflow'/'state.db')
+        search = json.loads(con.execute("select result from attempts where step='search:airline' and state='done'").fetchone()[0])
+        workers = search['workers']          # the trials ran as Ray tasks of their own, side by side on the instance's 2 CPUs
+        assert workers['engine'] == 'ray' and workers['codes'] == [0, 0] and len(set(workers['ray_tasks'])) == 2, workers
+        assert len(search['trials']) == 2
         assert os.readlink(tmp_path/'plan.agentflow'/'skills'/'airline'/'current') == 'v1'
     finally: subprocess.run([ray, 'stop', '--force'], capture_output=True, env=env, timeout=120)
