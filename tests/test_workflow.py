@@ -75,6 +75,7 @@ def test_run_redoes_only_what_changed_gates_and_rolls_back(domains, tmp_path):
     r = run_cli('run', plan)
     assert r.returncode == 0, r.stderr
     assert re.search(r'deploy:airline +refused: macro_f1 [0-9.]+ is below the live v1', r.stderr), r.stderr
+    assert steps_run(r.stderr) == {'train:airline', 'evaluate:airline'}     # coachella's v2 is not evaluated again after its deploy
     assert os.readlink(work/'skills'/'airline'/'current') == 'v1' and os.readlink(work/'skills'/'coachella'/'current') == 'v2'
     r = run_cli('status', plan)
     assert 'refused' in r.stdout and ' live ' in r.stdout
@@ -84,6 +85,9 @@ def test_run_redoes_only_what_changed_gates_and_rolls_back(domains, tmp_path):
     assert r.returncode == 0 and 'coachella: v1 is live' in r.stdout, r.stderr
     assert os.readlink(work/'skills'/'coachella'/'current') == 'v1'
     assert 'v2 was rolled back' in r.stderr                      # the plan's run after it did not deploy v2 again
+    # airline's settings went back, so it trains again; coachella's evaluation of v2 against v1 still holds
+    assert steps_run(r.stderr) == {'train:airline', 'evaluate:airline', 'agent'}
+    assert 'already live as v1' in r.stderr
     adapter = 'adapter_model.safetensors'                        # the agent was rebuilt with v1
     assert (work/'agent'/'skills'/'coachella'/adapter).read_bytes() == (work/'skills'/'coachella'/'v1'/adapter).read_bytes()
     r = run_cli('run', plan)
