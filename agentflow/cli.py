@@ -76,16 +76,12 @@ def cmd_evaluate(a) -> int:
         plt.close(ax.figure); _log(f"wrote {a.plot}")
     return 0
 
-def _texts(a) -> list:
-    "The texts to predict: arguments, then the file's lines (or, with --conll, its sentences as lists of words)"
+def _texts(a, task=None) -> list:
+    "The inputs to predict: arguments, then the file's (its lines, the task's reading of it, or with --conll its sentences)"
     texts = list(a.text)
     if a.file:
         if a.conll: texts += read_words(a.file, a.encoding)
-        else:
-            path = Path(a.file)
-            if not path.exists(): raise DataError(f"{path}: no such file")
-            try: texts += [l for l in path.read_text(encoding=a.encoding).splitlines() if l.strip()]
-            except UnicodeDecodeError: raise DataError(f"{path}: not valid {a.encoding} text; pass --encoding") from None
+        else: texts += task.read_inputs(a.file, a.encoding) if task is not None else input_lines(a.file, a.encoding)
     elif a.conll: raise ConfigError("--conll goes with --file F (a CoNLL file)")
     if not texts: raise ConfigError("nothing to predict: give texts as arguments or --file F (one text per line)")
     return texts
@@ -96,7 +92,7 @@ def cmd_predict(a) -> int:
     skill = Skill.load(a.dir)
     if a.format not in skill.task.formats:
         raise ConfigError(f"--format {a.format} is not available for a {skill.task.kind} skill (it has: {', '.join(skill.task.formats)})")
-    for p in skill.predict(_texts(a), bs=a.bs, pretokenized=a.pretokenized):
+    for p in skill.predict(_texts(a, skill.task), bs=a.bs, pretokenized=a.pretokenized):
         print(skill.task.format_prediction(p, a.format))
     return 0
 
@@ -374,7 +370,7 @@ def parser() -> argparse.ArgumentParser:
             e.add_argument('--seed', type=int, default=0, help='--perturb: seed of the perturbations')
             e.add_argument('--plot', default=None, help='--perturb: also write the report as a bar chart (PNG, SVG, PDF)')
         else:
-            e.add_argument('text', nargs='*'); e.add_argument('--file', help='one text per line (or, with --conll, a CoNLL file)')
+            e.add_argument('text', nargs='*'); e.add_argument('--file', help='one text per line (with --conll, a CoNLL file; for a multimodal skill, a file of records)')
             e.add_argument('--pretokenized', action='store_true', help='words are separated by whitespace: keep them exactly')
             e.add_argument('--conll', action='store_true', help='--file is CoNLL: one word per line (first column), blank line between sentences')
             e.add_argument('--bs', type=int, default=32)

@@ -25,8 +25,9 @@ class Encoded:
                  n_examples:int,               # how many examples the split has
                  labels:list|None=None,        # per window: a label list (token tasks) or one label id
                  word_pos:list|None=None,      # token tasks: per window, `(position, word)` pairs it owns
-                 n_words:list[int]|None=None): # token tasks: the number of words of each example
-        store_attr()
+                 n_words:list[int]|None=None,  # token tasks: the number of words of each example
+                 extras:dict|None=None):       # more model inputs, one tensor row per example (a multimodal task's images)
+        store_attr(); self.extras = extras or {}
         self.lengths = np.array([len(ids) for ids in input_ids])
     def __len__(self): return len(self.input_ids)
     def __getitem__(self, i): return i
@@ -185,6 +186,9 @@ class Collator:
                 for b, i in enumerate(idx): lab[b, :enc.lengths[i]] = torch.tensor(enc.labels[i])
             else: lab = torch.tensor([enc.labels[i] for i in idx])
             batch['labels'] = lab
+        if enc.extras:
+            rows = torch.tensor([enc.example[i] for i in idx])
+            batch.update({k: v[rows] for k, v in enc.extras.items()})
         return batch
 
 # %% ../nbs/02_processors.ipynb #bfd4584f

@@ -143,7 +143,7 @@ def train_skill(cfg:TrainConfig,   # what to train, on which files, and how
     if isinstance(cfg.train, DatasetDict): dsd = DatasetDict(cfg.train)      # already read (a built-in corpus)
     else: dsd = cls.load_files(cfg.train, cfg.valid, cfg.test, encoding=cfg.encoding, **cfg.read)
     if cfg.max_train: dsd['train'] = dsd['train'].select(range(min(cfg.max_train, len(dsd['train']))))
-    task = cls(cls.labels_from(dsd['train']), **cfg.task_args)
+    task = cls.from_data(dsd['train'], **cfg.task_args)
     for split in ('valid', 'test'):   # every input problem is found before any work starts
         if split in dsd: task.check_labels(dsd[split])
     skill = new_skill(cfg, task)

@@ -15,7 +15,7 @@ from .core import *
 from .processors import *
 from .tasks import *
 from .adapters import *
-import agentflow
+import agentflow, agentflow.multimodal       # the multimodal task kind registers itself
 
 # %% auto #0
 __all__ = ['SKILL_FILE', 'TEXTS_FILE', 'Skill', 'check_model_path', 'load_tokenizer', 'default_lr']
@@ -132,7 +132,8 @@ def load(cls:Skill, path:str|Path) -> Skill:
 @patch
 def forward(self:Skill, batch:dict) -> torch.Tensor:
     "The logits of a batch, without the virtual-token positions that prompt tuning prepends"
-    logits = self.model(input_ids=batch['input_ids'], attention_mask=batch['attention_mask']).logits
+    extra = {k: batch[k] for k in self.task.extra_inputs if k in batch}      # a multimodal task's images, fields...
+    logits = self.model(input_ids=batch['input_ids'], attention_mask=batch['attention_mask'], **extra).logits
     if logits.ndim == 3 and logits.shape[1] > batch['input_ids'].shape[1]: logits = logits[:, -batch['input_ids'].shape[1]:]
     return logits
 
@@ -170,13 +171,13 @@ def evaluate(self:Skill, ds, bs:int=64) -> dict:
     return self.task.score(self.outputs(ds, bs), ds)
 
 @patch
-def predict(self:Skill, texts:str|list,      # a text, or a list of texts (token tasks: also lists of words)
+def predict(self:Skill, texts:str|dict|list, # a text, or a list of texts (token tasks: also lists of words; multimodal: records)
             bs:int=32,                       # batch size
             precision:str='no',              # 'no', 'bf16' (autocast) or 'auto'
             pretokenized:bool=False          # token tasks: the texts' words are separated by whitespace; keep them as they are
            ) -> list[dict]:
     "Predict raw texts: the task's answer for each (entities with offsets and every word's tag; labels with probabilities)"
-    if isinstance(texts, str): texts = [texts]
+    if isinstance(texts, (str, dict)): texts = [texts]
     if not len(texts): return []                 # nothing to tokenise
     cols, contexts = self.task.inputs(list(texts), pretokenized)
     return [self.task.prediction(t, o, c) for t, o, c in zip(texts, self.outputs(cols, bs, precision), contexts)]

