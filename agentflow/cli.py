@@ -80,10 +80,10 @@ def _texts(a, task=None) -> list:
     "The inputs to predict: arguments, then the file's (its lines, the task's reading of it, or with --conll its sentences)"
     texts = list(a.text)
     if a.file:
-        if a.conll: texts += read_words(a.file, a.encoding)
+        if getattr(a, 'conll', False): texts += read_words(a.file, a.encoding)
         else: texts += task.read_inputs(a.file, a.encoding) if task is not None else input_lines(a.file, a.encoding)
-    elif a.conll: raise ConfigError("--conll goes with --file F (a CoNLL file)")
-    if not texts: raise ConfigError("nothing to predict: give texts as arguments or --file F (one text per line)")
+    elif getattr(a, 'conll', False): raise ConfigError("--conll goes with --file F (a CoNLL file)")
+    if not texts: raise ConfigError("nothing to predict or explain: give texts as arguments or --file F (one text per line)")
     return texts
 
 def cmd_predict(a) -> int:
@@ -110,20 +110,27 @@ def _agent_predict(a) -> int:
         print(json.dumps(agent.answer_record(p), ensure_ascii=False))
     return 0
 
-def _explain_jobs(a, texts:list) -> list:
+def _explain_jobs(a, texts:list, skill=None) -> list:
     "(skill to explain, route or None) per text: the skill itself, or for an agent the routed skill (or, --routing, the router)"
     if not is_agent(a.dir):
         if a.skill or a.routing: raise ConfigError(f"--skill and --routing are for an agent folder, and {a.dir} is a single skill")
-        skill = Skill.load(a.dir)
-        return [(skill, None)] * len(texts)
+        return [(skill or Skill.load(a.dir), None)] * len(texts)
     agent = Agent.load(a.dir)
     routes = agent.route(texts) if a.skill is None else [dict(skill=agent[a.skill] and a.skill, router_score=None)] * len(texts)
     return [(agent.router if a.routing else agent[r['skill']] if r['skill'] else None, r) for r in routes]
 
 def cmd_explain(a) -> int:
     from agentflow.explain import explain, explanation_summary, summary_lines, explanations_report   # shap: only when asked for
-    texts = list(a.text)
-    jobs = _explain_jobs(a, texts)
+    single = None if is_agent(a.dir) else Skill.load(a.dir)
+    texts = _texts(a, single.task if single else None)
+    own = single.task.explain_own(single, texts, a.max_evals, a.bs) if single else None
+    if own is not None:                       # records, say: the kind explains its own inputs
+        for e in own: print(json.dumps(e, ensure_ascii=False) if a.json else '\n'.join(single.task.explanation_lines(e, a.top)))
+        if a.html:
+            with atomic_write(a.html) as f: f.write(single.task.explanations_page(own))
+            _log(f"wrote {a.html}")
+        return 0
+    jobs = _explain_jobs(a, texts, single)
     exps = [None] * len(texts)
     for skill in {id(s): s for s, _ in jobs if s is not None}.values():     # texts explained together, skill by skill
         idx = [i for i, (s, _) in enumerate(jobs) if s is skill]
@@ -347,7 +354,8 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument('--force', action='store_true', help='process every notebook again')
     s.add_argument('--strict', action='store_true', help="fail on any of Sphinx's warnings")
     x = sub.add_parser('explain', help='explain the predictions of a saved skill with SHAP')
-    x.add_argument('dir'); x.add_argument('text', nargs='+')
+    x.add_argument('dir'); x.add_argument('text', nargs='*')
+    x.add_argument('--file', help='one text per line (for a multimodal skill, a file of records)'); x.add_argument('--encoding', default='utf-8')
     x.add_argument('--html', default=None, help='also write highlighted texts and bar charts to this HTML file')
     x.add_argument('--json', action='store_true', help='one JSON object per text')
     x.add_argument('--max-evals', type=int, default=500, help='model evaluations per text')

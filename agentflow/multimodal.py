@@ -21,11 +21,12 @@ from .tasks import *
 from .processors import *
 
 # %% auto #0
-__all__ = ['MODALITIES', 'IMAGENET_MEAN', 'IMAGENET_STD', 'FUSIONS', 'MOVIE_GENRES', 'check_image', 'read_records',
-           'tabular_spec', 'encode_fields', 'TabularEncoder', 'ConvBNReLU', 'InvertedResidual', 'MobileNetV2',
-           'mobilenet_v2_weights', 'load_state_dict', 'load_image', 'ImageEncoder', 'ConcatFusion', 'GatedFusion',
-           'CrossAttentionFusion', 'modality_dropout', 'FusionHead', 'MultimodalModel', 'MultimodalClassification',
-           'emoji_records', 'movie_records', 'modality_shapley', 'plot_modality_shapley']
+__all__ = ['MODALITIES', 'IMAGENET_MEAN', 'IMAGENET_STD', 'FUSIONS', 'MOVIE_GENRES', 'EXPLAIN_GRID', 'check_image',
+           'read_records', 'tabular_spec', 'encode_fields', 'TabularEncoder', 'ConvBNReLU', 'InvertedResidual',
+           'MobileNetV2', 'mobilenet_v2_weights', 'load_state_dict', 'load_image', 'ImageEncoder', 'ConcatFusion',
+           'GatedFusion', 'CrossAttentionFusion', 'modality_dropout', 'FusionHead', 'MultimodalModel',
+           'MultimodalClassification', 'emoji_records', 'movie_records', 'modality_shapley', 'plot_modality_shapley',
+           'explain_record', 'plot_record', 'record_lines', 'explain_records', 'records_report']
 
 # %% ../nbs/09_multimodal.ipynb #35ea2986
 MODALITIES = ('text', 'image', 'tabular')      # in the order of the model's modality mask
@@ -560,3 +561,138 @@ def plot_modality_shapley(sh:pd.DataFrame, modalities:list, ax=None):
     ax.set_xlabel("mean |Shapley value| (predicted label's probability)")
     for y, v in enumerate(vals.values[::-1]): ax.text(v, y, f' {v:.3f}', va='center')
     return ax
+
+# %% ../nbs/09_multimodal.ipynb #ee42d1c0
+EXPLAIN_GRID = 4                 # image parts: a grid of EXPLAIN_GRID x EXPLAIN_GRID cells
+
+def _repeat(skill, one:Encoded, n:int, texts:list|None=None) -> Encoded:
+    "`n` copies of a one-record `Encoded` (with other texts, if given), extras cloned so each copy can be masked"
+    ids = skill.tokenizer(texts, truncation=True, max_length=skill.max_length)['input_ids'] if texts is not None else one.input_ids * n
+    return Encoded(ids, list(range(n)), n, extras={k: v.repeat(n, *[1] * (v.ndim - 1)).clone() for k, v in one.extras.items()})
+
+def _label_probs(skill, enc:Encoded, j:int, bs:int=64) -> np.ndarray:
+    dl = make_loader(enc, skill.tokenizer.pad_token_id, bs, limit=skill.max_length)
+    return np.array([skill.task.probs(o)[j] for o in skill.logits(dl)])
+
+def _text_parts(skill, one, record, Z):
+    words, mask = record['text'].split(), skill.tokenizer.mask_token or ''
+    return _repeat(skill, one, len(Z), [' '.join(w if z else mask for w, z in zip(words, row)) for row in Z])
+
+def _image_parts(skill, one, record, Z):
+    enc = _repeat(skill, one, len(Z)); px, g = enc.extras['pixels'], EXPLAIN_GRID
+    step = px.shape[-1] / g
+    for k in range(g * g):
+        rows = torch.tensor(Z[:, k] == 0)
+        if rows.any():
+            r, c = divmod(k, g)
+            px[rows, :, round(r * step):round((r + 1) * step), round(c * step):round((c + 1) * step)] = 128
+    return enc
+
+def _field_parts(skill, one, record, Z, names):
+    enc = _repeat(skill, one, len(Z)); spec = skill.task.tabular; num = list(spec['numeric'])
+    for k, name in enumerate(names):
+        rows = torch.tensor(Z[:, k] == 0)
+        if name in spec['numeric']: enc.extras['tab_missing'][rows, num.index(name)] = True
+        else: enc.extras['tab_cat'][rows, list(spec['categorical']).index(name)] = 0
+    return enc
+
+@patch
+def parts(self:MultimodalClassification, record:dict) -> dict[str, list[str]]:
+    "The parts of each modality of `record` that an explanation weighs: its words, image cells, present fields"
+    out = {}
+    if record.get('text', '').split(): out['text'] = record['text'].split()
+    if 'image' in self.modalities and record.get('image'):
+        out['image'] = [f'cell {r},{c}' for r in range(EXPLAIN_GRID) for c in range(EXPLAIN_GRID)]
+    if 'tabular' in self.modalities:
+        names = [n for n in list(self.tabular['numeric']) + list(self.tabular['categorical']) if record.get(n) not in (None, '')]
+        if names: out['tabular'] = names
+    return out
+
+def explain_record(skill,                    # a multimodal skill
+                   record:dict|str,          # one record (a dict, or a JSON object as text)
+                   max_evals:int=300,        # masked records per modality
+                   bs:int=64) -> dict:       # batch size
+    "A record's prediction, each modality's exact Shapley value, and SHAP values of each modality's parts"
+    import shap
+    task = skill.task
+    cols, _ = task.inputs([record]); record = {**json.loads(cols['fields'][0]), 'text': cols['text'][0], 'image': cols['image'][0] or None}
+    one = task.encode(cols, skill.tokenizer, skill.max_length)
+    ds = Dataset.from_dict(cols)
+    sh = modality_shapley(skill, ds, bs).iloc[0]
+    j = task.labels.index(sh['label'])
+    out = dict(record=record, label=sh['label'], score=float(sh['all']), none=float(sh['none']),
+               modalities={m: float(sh[m]) for m in task.modalities}, parts={}, base={})
+    makers = dict(text=_text_parts, image=_image_parts)
+    for m, names in task.parts(record).items():
+        make = makers.get(m) or (lambda skill, one, record, Z, names=names: _field_parts(skill, one, record, Z, names))
+        f = lambda Z, make=make: _label_probs(skill, make(skill, one, record, np.asarray(Z).round().astype(int)), j, bs)
+        ex = shap.KernelExplainer(f, np.zeros((1, len(names))))
+        vals = np.asarray(ex.shap_values(np.ones((1, len(names))), nsamples=max_evals, silent=True)).reshape(-1)
+        out['parts'][m] = [(n, float(v)) for n, v in zip(names, vals)]
+        out['base'][m] = float(np.ravel(ex.expected_value)[0])
+    return out
+
+# %% ../nbs/09_multimodal.ipynb #a416ef60
+def plot_record(e:dict,            # what `explain_record` returns
+                n:int=8,           # words or fields shown per modality
+                size:int=128):     # the picture's size
+    "One explained record: modality values, then the top words and fields as bars and the picture with its cells tinted"
+    import matplotlib.pyplot as plt
+    mods = list(e['parts'])
+    fig, axs = plt.subplots(1, 1 + len(mods), figsize=(3.6 * (1 + len(mods)), 2.8), squeeze=False)
+    axs = axs[0]
+    names = list(e['modalities'])
+    axs[0].barh(names[::-1], [e['modalities'][k] for k in names][::-1], color=['#ef4444' if e['modalities'][k] > 0 else '#3b82f6' for k in names][::-1])
+    axs[0].axvline(0, color='#888', lw=0.5); axs[0].set_title(f"{e['label']} ({e['score']:.2f}): modalities", fontsize=9)
+    for ax, m in zip(axs[1:], mods):
+        parts = e['parts'][m]
+        if m == 'image':
+            img = load_image(e['record']['image'], size).permute(1, 2, 0).numpy()
+            vals = np.array([v for _, v in parts]).reshape(EXPLAIN_GRID, EXPLAIN_GRID)
+            lim = np.abs(vals).max() or 1
+            ax.imshow(img); ax.imshow(np.kron(vals, np.ones((size // EXPLAIN_GRID, size // EXPLAIN_GRID))), cmap='bwr', vmin=-lim, vmax=lim, alpha=0.45)
+            ax.set_axis_off(); ax.set_title('image cells', fontsize=9); continue
+        top = sorted(parts, key=lambda p: -abs(p[1]))[:n][::-1]
+        ax.barh([w for w, _ in top], [v for _, v in top], color=['#ef4444' if v > 0 else '#3b82f6' for _, v in top])
+        ax.axvline(0, color='#888', lw=0.5); ax.set_title('words' if m == 'text' else 'fields', fontsize=9); ax.tick_params(labelsize=8)
+    fig.tight_layout()
+    return fig
+
+# %% ../nbs/09_multimodal.ipynb #acc19e98
+def record_lines(e:dict, top:int=5) -> list[str]:
+    "Readable lines for one explained record: the prediction, the modalities' values, then each modality's strongest parts"
+    rec = e['record']
+    head = (rec.get('text') or '')[:60] or '(no text)'
+    lines = [f"{head!r} -> {e['label']} ({e['score']:.3f}; with nothing shown {e['none']:.3f})",
+             '  modalities: ' + ', '.join(f'{m} {v:+.3f}' for m, v in e['modalities'].items())]
+    for m, parts in e['parts'].items():
+        best = sorted(parts, key=lambda p: -abs(p[1]))[:top]
+        lines.append(f"  {m}: " + ', '.join(f'{n} {v:+.3f}' for n, v in best))
+    return lines
+
+def explain_records(skill, records:list, max_evals:int=300, bs:int=64) -> list[dict]:
+    "`explain_record` for each record"
+    return [explain_record(skill, r, max_evals, bs) for r in records]
+
+def records_report(exps:list[dict], title:str='agentflow explanations') -> str:
+    "A self-contained HTML page: each record's lines and its plot (a PNG inside the page)"
+    import base64, html, io
+    import matplotlib.pyplot as plt
+    parts = []
+    for e in exps:
+        fig = plot_record(e); buf = io.BytesIO(); fig.savefig(buf, format='png', dpi=90, bbox_inches='tight'); plt.close(fig)
+        parts.append(f"<section><pre>{html.escape(chr(10).join(record_lines(e)))}</pre>"
+                     f"<img alt='explanation' src='data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}'></section>")
+    return f"<!doctype html><meta charset='utf-8'><title>{html.escape(title)}</title><h1>{html.escape(title)}</h1>{''.join(parts)}"
+
+# %% ../nbs/09_multimodal.ipynb #4070d7fe
+@patch
+def explain_own(self:MultimodalClassification, skill, inputs:list, max_evals:int=300, bs:int=64) -> list[dict]:
+    "Records are explained by modality and by part (`explain_record`), not by the text explainer"
+    return explain_records(skill, inputs, max_evals, bs)
+
+@patch
+def explanation_lines(self:MultimodalClassification, e:dict, top:int=5) -> list[str]: return record_lines(e, top)
+
+@patch
+def explanations_page(self:MultimodalClassification, exps:list[dict]) -> str: return records_report(exps)

@@ -123,6 +123,11 @@ def read_inputs(self:Task, path:str|Path, encoding:str='utf-8') -> list:
     "The inputs in a file given to `agentflow predict --file`, as `Skill.predict` takes them (one text per line)"
     return input_lines(path, encoding)
 
+@patch
+def explain_own(self:Task, skill, inputs:list, max_evals:int=500, bs:int=64) -> list[dict]|None:
+    "A kind whose inputs are not plain texts explains them itself (JSON-ready dicts, with `explanation_lines` and `explanations_page`); None: the text explainer does"
+    return None
+
 @patch(cls_method=True)
 def from_cli(cls:Task, args) -> tuple[dict, dict]:
     "The keyword arguments of `read` and of the constructor that parsed command-line `args` hold for this kind"

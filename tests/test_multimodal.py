@@ -43,6 +43,21 @@ def test_train_evaluate_predict_records_from_the_command_line(records, tmp_path)
     assert Path(preds[0]['record']['image']).is_absolute() and preds[4]['record']['image'] is None
     hits = sum(p['label'] == json.loads(l)['label'] for p, l in zip(preds, records['test'].read_text().splitlines()))
     assert abs(hits / 100 - test['accuracy']) < 1e-6
+    # explained: how much each modality counted, then the words, image cells and field that did
+    two = records['test'].parent/'two.jsonl'
+    two.write_text(''.join(records['test'].read_text().splitlines(keepends=True)[3:5]))      # one with a picture, one without
+    r = run_cli('explain', skill, '--file', two, '--max-evals', 64, '--json', '--html', tmp_path/'why.html')
+    assert r.returncode == 0, r.stderr
+    exps = [json.loads(l) for l in r.stdout.splitlines()]
+    assert [set(e['parts']) for e in exps] == [{'text', 'image', 'tabular'}, {'text', 'tabular'}]
+    for e in exps:
+        assert abs(sum(e['modalities'].values()) - (e['score'] - e['none'])) < 1e-4
+        assert e['label'] == preds[3 + exps.index(e)]['label']
+    assert (tmp_path/'why.html').read_text().count('<img') == 2
+    # a record whose picture is not there: one line, exit 2
+    (tmp_path/'gone.jsonl').write_text('{"text": "x", "image": "gone.png", "added_in": "1.0"}\n')
+    r = run_cli('predict', skill, '--file', tmp_path/'gone.jsonl')
+    assert r.returncode == 2 and 'gone.jsonl:1 (column image): no image file' in r.stderr and r.stderr.count('\n') == 1, r.stderr
 
 @pytest.mark.parametrize('lines,needle', [
     (['{"text": "x", "image": "pictures/nowhere.png", "added_in": "1.0", "label": "Flags"}'], 'bad.jsonl:1 (column image): no image file'),
