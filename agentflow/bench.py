@@ -20,11 +20,12 @@ from .recipes import *
 from .agent import *
 
 # %% auto #0
-__all__ = ['TRAINER_SETTINGS', 'AGENT_DOMAINS', 'WORKFLOW_DOMAINS', 'matmul_peak', 'non_embedding_params',
+__all__ = ['TRAINER_SETTINGS', 'AGENT_DOMAINS', 'WORKFLOW_DOMAINS', 'MULTIMODAL_MODES', 'matmul_peak', 'non_embedding_params',
            'train_flops_per_token', 'useful_gflops', 'bench_data', 'run_train', 'worker', 'bench_train',
            'format_train_report', 'bench_predict', 'format_predict_report', 'bench_explain', 'format_explain_report',
            'agent_domain_data', 'agent_bench_skills', 'pss_mb', 'memory_run', 'memory_worker', 'bench_agent',
-           'format_agent_report', 'workflow_bench_files', 'bench_workflow', 'format_workflow_report']
+           'format_agent_report', 'workflow_bench_files', 'bench_workflow', 'format_workflow_report', 'run_multimodal',
+           'multimodal_worker', 'bench_multimodal', 'format_multimodal_report']
 
 # %% ../nbs/15_bench.ipynb #bf1cb3b5
 def matmul_peak(dtype=torch.float32, n:int=2048, seconds:float=1.0, device=None) -> float:
@@ -586,3 +587,57 @@ def format_workflow_report(rep:dict) -> str:
         f"  a run with nothing to do: {u['wall_s']:.2f} s for {u['steps']} steps",
         f"  resume after kill -9 at {len(r['runs'])} random moments ({r['killed']} killed mid-run): {r['equal']}/{len(r['runs'])} equal to the "
         f"uninterrupted run (weights byte for byte, scores)"])
+
+# %% ../nbs/15_bench.ipynb #4cbc7188
+MULTIMODAL_MODES = ('text', 'gated', 'cross')
+
+def run_multimodal(cfg:dict) -> dict:
+    "One training of the multimodal benchmark in this process: the texts alone ('text') or fused with pictures (a fusion name)"
+    from agentflow.recipes import TrainConfig, train_skill
+    set_threads(cfg.get('threads'))
+    text = cfg['mode'] == 'text'
+    with tempfile.TemporaryDirectory() as out:
+        m = train_skill(TrainConfig(train=cfg['train'], valid=cfg['valid'], task='classify' if text else 'multimodal',
+                                    epochs=cfg['epochs'], lr=2e-3, bs=cfg['bs'], max_length=48, seed=cfg['seed'], out=out,
+                                    report_examples=0, task_args={} if text else dict(fusion=cfg['mode'])), log=lambda *a: None)
+    return dict(samples_per_s=m['train']['samples_per_s'], seconds=m['train']['seconds'], accuracy=m['valid']['accuracy'],
+                macro_f1=m['valid']['macro_f1'], peak_rss_mb=peak_rss_mb())
+
+def multimodal_worker():
+    "Entry point of a multimodal benchmark subprocess: a JSON config in argv[1], a JSON result as the last line of stdout"
+    print(json.dumps(run_multimodal(json.loads(sys.argv[1]))))
+
+def bench_multimodal(n_train:int=800,      # training records (emoji: a name and a picture)
+                     epochs:int=1,          # epochs of each training
+                     bs:int=16,             # batch size
+                     seed:int=42,           # seed of every training
+                     modes=MULTIMODAL_MODES,# 'text' and fusion heads
+                     log=print) -> dict:
+    "Text-only against fused training on the same records: samples/s, peak memory, validation scores, and ratios"
+    from agentflow.multimodal import emoji_records
+    with tempfile.TemporaryDirectory() as d:
+        files = emoji_records(d)
+        lines = files['train'].read_text().splitlines(keepends=True)[:n_train]
+        files['train'].write_text(''.join(lines))
+        res = {}
+        for mode in modes:
+            log(f"multimodal: {mode}")
+            cfg = dict(mode=mode, train=str(files['train']), valid=str(files['valid']), epochs=epochs, bs=bs, seed=seed)
+            env = dict(os.environ, TOKENIZERS_PARALLELISM='false', HF_HUB_OFFLINE='1')
+            r = subprocess.run([sys.executable, '-c', 'from agentflow.bench import multimodal_worker; multimodal_worker()', json.dumps(cfg)],
+                               capture_output=True, text=True, env=env)
+            if r.returncode != 0: raise AgentflowError(f"multimodal benchmark {mode} failed: {r.stderr.strip().splitlines()[-1] if r.stderr.strip() else r.returncode}")
+            res[mode] = json.loads(r.stdout.strip().splitlines()[-1])
+    base = res.get('text')
+    for mode, v in res.items():
+        if base and mode != 'text': v.update(speed_vs_text=v['samples_per_s'] / base['samples_per_s'], memory_vs_text=v['peak_rss_mb'] / base['peak_rss_mb'])
+    return dict(n_train=len(lines), epochs=epochs, bs=bs, threads=torch.get_num_threads(), results=res)
+
+def format_multimodal_report(rep:dict) -> str:
+    "The multimodal benchmark as a table"
+    import pandas as pd
+    df = pd.DataFrame({m: {'samples/s': v['samples_per_s'], 'peak MB': v['peak_rss_mb'], 'valid accuracy': v['accuracy'],
+                           'valid macro-F1': v['macro_f1'], 'speed vs text': v.get('speed_vs_text', 1.0), 'memory vs text': v.get('memory_vs_text', 1.0)}
+                       for m, v in rep['results'].items()}).T
+    head = f"multimodal: {rep['n_train']} emoji records (name + picture), {rep['epochs']} epoch(s), batch {rep['bs']}, {rep['threads']} threads"
+    return head + '\n' + df.round(3).to_string()

@@ -184,6 +184,9 @@ def cmd_bench(a) -> int:
     elif a.what == 'workflow':
         rep = bench.bench_workflow(a.n or 600, a.epochs or 3, a.kills, a.seed, log=_log)
         print(bench.format_workflow_report(rep))
+    elif a.what == 'multimodal':
+        rep = bench.bench_multimodal(a.n or 800, a.epochs or 1, a.bs, a.seed, log=_log)
+        print(bench.format_multimodal_report(rep))
     else:
         rep = bench.bench_explain(a.skill, a.n or 8, a.max_evals, log=_log)
         print(bench.format_explain_report(rep))
@@ -201,12 +204,6 @@ def _pairs(values:list, flag:str) -> dict:
         out[name] = value
     return out
 
-def _lines(path:str) -> list[str]:
-    "The non-empty lines of a text file"
-    p = Path(path)
-    if not p.is_file(): raise DataError(f"{p}: no such file")
-    try: return [l for l in p.read_text(encoding='utf-8').splitlines() if l.strip()]
-    except UnicodeDecodeError: raise DataError(f"{p}: not valid utf-8 text") from None
 
 def cmd_agent(a) -> int:
     if a.action == 'show':
@@ -221,7 +218,7 @@ def cmd_agent(a) -> int:
         raise ConfigError(f"{out}: exists and is not an agent folder; choose a new OUT")
     agent = Agent(a.model or skill_backbone(next(iter(skills.values()))), threshold=a.threshold)
     for name, folder in skills.items():
-        agent.add(name, folder, texts=_lines(texts[name]) if name in texts else None)
+        agent.add(name, folder, texts=input_lines(texts[name]) if name in texts else None)
         _log(f"added {name}: {agent[name]!r}")
     agent.router                                   # every skill has router texts (and centroids now), or a clear error
     if a.router == 'trained':
@@ -309,14 +306,14 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument('--label-smoothing', type=float, default=0., metavar='E', help='spread E of the target over all labels')
     t.add_argument('--out', required=True)
     b = sub.add_parser('bench', help='time agentflow against the Hugging Face Trainer or pipeline, an agent against separate skills, the workflow scheduler against one after another')
-    b.add_argument('what', choices=['train', 'predict', 'explain', 'agent', 'workflow'])
+    b.add_argument('what', choices=['train', 'predict', 'explain', 'agent', 'workflow', 'multimodal'])
     b.add_argument('--data', default=None, help='a CoNLL folder with train.txt and test.txt (default: the shipped WNUT-2016)')
-    b.add_argument('--max-train', type=int, default=None); b.add_argument('--epochs', type=int, default=None, help='train: 2; workflow: 3')
+    b.add_argument('--max-train', type=int, default=None); b.add_argument('--epochs', type=int, default=None, help='train: 2; workflow: 3; multimodal: 1')
     b.add_argument('--peft', choices=['lora', 'none'], default='lora'); b.add_argument('--lr', type=float, default=None)
     b.add_argument('--bs', type=int, default=16); b.add_argument('--seed', type=int, default=42)
     b.add_argument('--precision', choices=list(PRECISIONS), default='auto')
     b.add_argument('--repeat', type=int, default=1, help='train: run every configuration N times (interleaved) and keep the fastest')
-    b.add_argument('--n', type=int, default=None, help='predict: sentences (500); explain: texts (8); workflow: training tweets per domain (600)')
+    b.add_argument('--n', type=int, default=None, help='predict: sentences (500); explain: texts (8); workflow: training tweets per domain (600); multimodal: training records (800)')
     b.add_argument('--skill', default=None, help='explain: a saved text-classification skill (default: MiniLM with a seeded head)')
     b.add_argument('--max-evals', type=int, default=500, help='explain: model evaluations per text'); b.add_argument('--batch-sizes', default='1,32')
     b.add_argument('--skills', action='append', default=[], metavar='NAME=SKILL_DIR', help='agent: saved LoRA skills (default: four fresh ones)')

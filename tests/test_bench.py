@@ -41,3 +41,13 @@ def test_bench_workflow_reports_scheduler_overhead_and_resume(tmp_path):
     assert rep['ratio'] > 0 and rep['up_to_date']['steps'] == 4 and rep['scheduler']['start_s'] > 0
     assert rep['resume']['equal'] == 1 and len(rep['resume']['runs']) == 1
     assert 'the scheduler is' in r.stdout and 'equal to the uninterrupted run' in r.stdout
+
+def test_bench_multimodal_reports_fusion_next_to_text(tmp_path):
+    r = run_cli('bench', 'multimodal', '--n', 64, '--json', tmp_path/'m.json')
+    assert r.returncode == 0, r.stderr
+    rep = json.loads((tmp_path/'m.json').read_text())
+    assert set(rep['results']) == {'text', 'gated', 'cross'} and rep['n_train'] == 64
+    for mode in ('gated', 'cross'):
+        v = rep['results'][mode]
+        assert v['samples_per_s'] > 0 and v['peak_rss_mb'] > 0 and v['speed_vs_text'] > 0 and v['memory_vs_text'] > 0
+    assert 'speed vs text' in r.stdout
