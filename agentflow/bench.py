@@ -598,7 +598,7 @@ def run_multimodal(cfg:dict) -> dict:
     text = cfg['mode'] == 'text'
     with tempfile.TemporaryDirectory() as out:
         m = train_skill(TrainConfig(train=cfg['train'], valid=cfg['valid'], task='classify' if text else 'multimodal',
-                                    epochs=cfg['epochs'], lr=2e-3, bs=cfg['bs'], max_length=48, seed=cfg['seed'], out=out,
+                                    epochs=cfg['epochs'], bs=cfg['bs'], max_length=48, seed=cfg['seed'], out=out,
                                     report_examples=0, task_args={} if text else dict(fusion=cfg['mode'])), log=lambda *a: None)
     return dict(samples_per_s=m['train']['samples_per_s'], seconds=m['train']['seconds'], accuracy=m['valid']['accuracy'],
                 macro_f1=m['valid']['macro_f1'], peak_rss_mb=peak_rss_mb())
@@ -608,7 +608,7 @@ def multimodal_worker():
     print(json.dumps(run_multimodal(json.loads(sys.argv[1]))))
 
 def bench_multimodal(n_train:int=800,      # training records (emoji: a name and a picture)
-                     epochs:int=1,          # epochs of each training
+                     epochs:int=2,          # epochs of each training (a frozen encoder's outputs are computed in the first)
                      bs:int=16,             # batch size
                      seed:int=42,           # seed of every training
                      modes=MULTIMODAL_MODES,# 'text' and fusion heads

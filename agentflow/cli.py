@@ -185,7 +185,7 @@ def cmd_bench(a) -> int:
         rep = bench.bench_workflow(a.n or 600, a.epochs or 3, a.kills, a.seed, log=_log)
         print(bench.format_workflow_report(rep))
     elif a.what == 'multimodal':
-        rep = bench.bench_multimodal(a.n or 800, a.epochs or 1, a.bs, a.seed, log=_log)
+        rep = bench.bench_multimodal(a.n or 800, a.epochs or 2, a.bs, a.seed, log=_log)
         print(bench.format_multimodal_report(rep))
     else:
         rep = bench.bench_explain(a.skill, a.n or 8, a.max_evals, log=_log)
@@ -308,7 +308,7 @@ def parser() -> argparse.ArgumentParser:
     b = sub.add_parser('bench', help='time agentflow against the Hugging Face Trainer or pipeline, an agent against separate skills, the workflow scheduler against one after another')
     b.add_argument('what', choices=['train', 'predict', 'explain', 'agent', 'workflow', 'multimodal'])
     b.add_argument('--data', default=None, help='a CoNLL folder with train.txt and test.txt (default: the shipped WNUT-2016)')
-    b.add_argument('--max-train', type=int, default=None); b.add_argument('--epochs', type=int, default=None, help='train: 2; workflow: 3; multimodal: 1')
+    b.add_argument('--max-train', type=int, default=None); b.add_argument('--epochs', type=int, default=None, help='train: 2; workflow: 3; multimodal: 2')
     b.add_argument('--peft', choices=['lora', 'none'], default='lora'); b.add_argument('--lr', type=float, default=None)
     b.add_argument('--bs', type=int, default=16); b.add_argument('--seed', type=int, default=42)
     b.add_argument('--precision', choices=list(PRECISIONS), default='auto')

