@@ -607,6 +607,7 @@ def inputs(self:MultimodalClassification, records:list, pretokenized:bool=False)
             try: r = json.loads(r)
             except json.JSONDecodeError as e: raise DataError(f"record {i + 1}: not a JSON object ({e.msg}); a multimodal skill predicts records") from None
         if not isinstance(r, dict): raise DataError(f"record {i + 1}: expected a JSON object with text, image and fields, not {type(r).__name__}")
+        if isinstance(r.get('fields'), str): r = {**json.loads(r['fields']), **{k: v for k, v in r.items() if k != 'fields'}}   # a row of `read_records`
         img = r.get('image')
         cols['text'].append(str(r.get('text') or ''))
         cols['image'].append(check_image(img, f"record {i + 1} (column image)") if img and 'image' in self.modalities else '')

@@ -31,7 +31,7 @@ class TrainConfig:
     "Every setting of `train_skill`, checked when the config is made"
     train:str|Path|DatasetDict = None    # training file (the task's format), or a `DatasetDict` already read
     out:str|Path|None = None             # folder for the skill, metrics.json and report.html (new, empty, or an earlier skill)
-    task:str = 'ner'                     # the kind of task: ner, classify, multilabel
+    task:str = 'ner'                     # the kind of task: ner, classify, multilabel, multimodal
     valid:str|Path|None = None           # validation file; without it a tenth of train is held out
     test:str|Path|None = None            # test file, scored at the end
     read:dict = field(default_factory=dict)      # the task reader's arguments: columns (ner); text_col, label_col, label_sep (tables)
