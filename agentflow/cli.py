@@ -81,7 +81,7 @@ def _texts(a, task=None) -> list:
     texts = list(a.text)
     if a.file:
         if getattr(a, 'conll', False): texts += read_words(a.file, a.encoding)
-        else: texts += task.read_inputs(a.file, a.encoding) if task is not None else input_lines(a.file, a.encoding)
+        else: texts += task.read_inputs(a.file, a.encoding, **_kind_flags(a, type(task))[0]) if task is not None else input_lines(a.file, a.encoding)
     elif getattr(a, 'conll', False): raise ConfigError("--conll goes with --file F (a CoNLL file)")
     if not texts: raise ConfigError("nothing to predict or explain: give texts as arguments or --file F (one text per line)")
     return texts
@@ -353,6 +353,7 @@ def parser() -> argparse.ArgumentParser:
     x = sub.add_parser('explain', help='explain the predictions of a saved skill with SHAP')
     x.add_argument('dir'); x.add_argument('text', nargs='*')
     x.add_argument('--file', help='one text per line (for a multimodal skill, a file of records)'); x.add_argument('--encoding', default='utf-8')
+    _task_options(x, 'read')
     x.add_argument('--html', default=None, help='also write highlighted texts and bar charts to this HTML file')
     x.add_argument('--json', action='store_true', help='one JSON object per text')
     x.add_argument('--max-evals', type=int, default=500, help='model evaluations per text')

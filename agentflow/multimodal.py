@@ -14,8 +14,9 @@ import pandas as pd
 import torch, torch.nn as nn, torch.nn.functional as F
 from datasets import Dataset
 from fastcore.basics import patch
-from transformers import AutoModel
+from transformers import AutoModel, WhisperConfig
 from transformers.modeling_outputs import SequenceClassifierOutput
+from transformers.models.whisper.modeling_whisper import WhisperEncoder
 from .core import *
 from .data import _table_rows, _check_file
 from .tasks import *
@@ -26,7 +27,7 @@ __all__ = ['MODALITIES', 'AUDIO_RATES', 'IMAGENET_MEAN', 'IMAGENET_STD', 'WHISPE
            'EXPLAIN_GRID', 'AUDIO_PARTS', 'check_image', 'check_audio', 'read_records', 'tabular_spec', 'encode_fields',
            'TabularEncoder', 'ConvBNReLU', 'InvertedResidual', 'MobileNetV2', 'mobilenet_v2_weights', 'load_state_dict',
            'FrozenOutputs', 'load_image', 'ImageEncoder', 'read_ctranslate2', 'whisper_encoder_state',
-           'whisper_tiny_file', 'load_audio', 'log_mel', 'AudioEncoder', 'ConcatFusion', 'GatedFusion',
+           'whisper_tiny_file', 'load_audio', 'audio_frames', 'log_mel', 'AudioEncoder', 'ConcatFusion', 'GatedFusion',
            'CrossAttentionFusion', 'modality_dropout', 'FusionHead', 'MultimodalModel', 'MultimodalClassification',
            'emoji_records', 'movie_records', 'modality_shapley', 'plot_modality_shapley', 'explain_record',
            'plot_record', 'record_lines', 'explain_records', 'records_report']
@@ -45,7 +46,8 @@ def check_image(path:str|Path, loc:str) -> str:
     p = Path(path)
     if not p.is_file(): raise DataError(f"{loc}: no image file {p}")
     try:
-        with Image.open(p) as im: im.verify()            # header and checksums; decoding comes later, in `load_image`
+        with Image.open(p) as im: im.verify()            # header and checksums
+        with Image.open(p) as im: im.load()              # and the pixels: a truncated file fails here, not in training
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
         raise DataError(f"{loc}: cannot read {p} as an image ({type(e).__name__}: {e})") from None
     return str(p)
@@ -78,17 +80,14 @@ def read_records(path:str|Path,               # a `.jsonl`, `.csv` or `.tsv` fil
     named, rows, cols = _named(fields), [], None
     for i, row in _table_rows(path, encoding):
         loc = where(path, i)
-        if cols is None:         # the first record says which modality columns the file has
+        if cols is None:         # the first record names the fields; a record may leave out a modality (it lacks it)
             skip = {text_col, image_col, audio_col, label_col, 'loc'}
-            cols = dict(text=text_col in row, image=image_col in row, audio=audio_col in row,
-                        fields=named if named is not None else [k for k in row if k not in skip])
-        for col in [c for c, on in ((text_col, cols['text']), (image_col, cols['image']), (audio_col, cols['audio']), (label_col, True)) if on and c] + cols['fields']:
+            cols = named if named is not None else [k for k in row if k not in skip]
+        for col in ([label_col] if label_col else []) + cols:
             if col not in row: raise DataError(f"{where(path, i, col)}: no field '{col}' (the record has: {', '.join(map(str, row))})")
-        text = row.get(text_col) if cols['text'] else None
-        image = row.get(image_col) if cols['image'] else None
-        audio = row.get(audio_col) if cols['audio'] else None
+        text, image, audio = row.get(text_col), row.get(image_col), row.get(audio_col)
         ex = dict(text='' if text is None else str(text), image='', audio='', loc=loc,
-                  fields=json.dumps({k: row[k] for k in cols['fields']}, ensure_ascii=False))
+                  fields=json.dumps({k: row[k] for k in cols}, ensure_ascii=False))
         if image not in (None, ''): ex['image'] = check_image(path.parent/str(image), where(path, i, image_col))
         if audio not in (None, ''): ex['audio'] = check_audio(path.parent/str(audio), where(path, i, audio_col))
         if label_col is not None:
@@ -194,7 +193,8 @@ def load_state_dict(path:str|Path) -> dict:
     path = Path(path)
     if path.suffix == '.safetensors':
         from safetensors.torch import load_file
-        return load_file(path)
+        try: return load_file(path)
+        except Exception as e: raise ModelError(f"{path}: not a safetensors file ({type(e).__name__}: {str(e).splitlines()[0][:200]})") from None
     try: return torch.load(path, map_location='cpu', weights_only=True)
     except Exception as e: raise ModelError(f"{path}: not a weights file torch can read safely ({type(e).__name__}: {str(e).splitlines()[0][:200]})") from None
 
@@ -205,19 +205,25 @@ class FrozenOutputs:
         self.rows, self.size, self.max, self.hits, self.misses = OrderedDict(), 0, max_mb * 2**20, 0, 0
     def __call__(self, module:nn.Module, x:torch.Tensor, fn) -> torch.Tensor:
         "`fn(x)`, computed only for rows of `x` not seen before when `module` has nothing to train"
-        if any(p.requires_grad for p in module.parameters()): return fn(x)
+        params = list(module.parameters())
+        if any(p.requires_grad for p in params): return fn(x)
         dev = x.device.type
-        kind = str(torch.get_autocast_dtype(dev)) if torch.is_autocast_enabled(dev) else 'fp32'
-        keys = [hashlib.blake2b(r.detach().cpu().numpy().tobytes(), digest_size=16).hexdigest() + kind for r in x]
+        # what else the output depends on: autocast, the weights' type and device, and any change made to them in place
+        state = (torch.get_autocast_dtype(dev) if torch.is_autocast_enabled(dev) else None, params[0].dtype, x.device,
+                 sum(p._version for p in params))
+        keys = [(hashlib.blake2b(r.detach().cpu().numpy().tobytes(), digest_size=16).hexdigest(), state) for r in x]
         new = list({k: i for i, k in reversed(list(enumerate(keys))) if k not in self.rows}.values())     # each new input once
         self.hits += len(keys) - len(new); self.misses += len(new)
+        for k in keys:
+            if k in self.rows: self.rows.move_to_end(k)      # this batch's rows are the most recently used
         if new:
             out = fn(x[new]).detach()
             for i, row in zip(new, out):
-                self.rows[keys[i]] = row; self.size += row.numel() * row.element_size()
-            while self.size > self.max and len(self.rows) > len(keys): self.size -= (r := self.rows.popitem(last=False)[1]).numel() * r.element_size()
-        for k in keys: self.rows.move_to_end(k)
-        return torch.stack([self.rows[k] for k in keys])
+                self.rows[keys[i]] = row.clone(); self.size += row.numel() * row.element_size()   # a copy: the batch is freed
+        result = torch.stack([self.rows[k] for k in keys])
+        while self.size > self.max and len(self.rows) > 1:
+            self.size -= (r := self.rows.popitem(last=False)[1]).numel() * r.element_size()
+        return result
 
 # %% ../nbs/09_multimodal.ipynb #84bfe7c5
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -267,7 +273,7 @@ class ImageEncoder(nn.Module):
         return self.outputs(self, pixels, self.encode)
 
     def encode(self, pixels:torch.Tensor) -> torch.Tensor:
-        x = (pixels.float() / 255 - self._mean) / self._std
+        x = ((pixels.float() / 255 - self._mean) / self._std).to(next(self.net.parameters()).dtype)
         if not self.hf: f = self.net(x)
         else:
             f = self.net(pixel_values=x).last_hidden_state
@@ -343,9 +349,13 @@ def load_audio(path:str|Path, seconds:float=4.0, rate:int=16000) -> np.ndarray:
     if sr != rate: g = gcd(sr, rate); x = resample_poly(x, rate // g, sr // g).astype(np.float32)
     return x[:int(seconds * rate)]
 
+def audio_frames(seconds:float) -> int:
+    "Mel frames for `seconds` of audio (100 a second, an even number: the encoder halves them)"
+    return 2 * int(seconds * 50)
+
 def log_mel(samples:np.ndarray, seconds:float=4.0) -> torch.Tensor:
-    "Whisper's log-mel features of 16 kHz samples, padded to `seconds`: [80, 100 * seconds]"
-    n = int(seconds * 16000)
+    "Whisper's log-mel features of 16 kHz samples, padded to `seconds`: [80, `audio_frames(seconds)`]"
+    n = audio_frames(seconds) * 160
     feats = _whisper_features()(samples, sampling_rate=16000, padding='max_length', max_length=n, truncation=True, return_tensors='np')
     return torch.from_numpy(feats['input_features'][0])
 
@@ -369,7 +379,7 @@ class AudioEncoder(nn.Module):
             enc = getattr(m, 'encoder', None) if not hasattr(m, 'embed_positions') else m
             if enc is None or not hasattr(enc, 'embed_positions'): raise ModelError(f"{name}: not a Whisper model (no encoder with a position table)")
             state, cfg = enc.state_dict(), m.config
-        n = int(seconds * 50)                        # positions: 100 mel frames a second, halved by the second convolution
+        n = audio_frames(seconds) // 2              # positions: the second convolution halves the frames
         cfg = WhisperConfig(**{**cfg.to_dict(), 'max_source_positions': n})
         self.net = WhisperEncoder(cfg)
         self.net.load_state_dict({**state, 'embed_positions.weight': state['embed_positions.weight'][:n]}, strict=True)
@@ -505,6 +515,7 @@ _MM_OPTIONS = {
     '--fusion': ('task', dict(default='gated', choices=list(FUSIONS), help='multimodal: how modalities are combined')),
     '--modality-dropout': ('task', dict(type=float, default=0.2, help='multimodal: the chance of dropping a present modality while training')),
     '--image-encoder': ('task', dict(default='mobilenet_v2', help="multimodal: 'mobilenet_v2' (shipped), a state dict file, or a Hugging Face image model")),
+    '--image-size': ('task', dict(type=int, default=128, help='multimodal: pictures are resized to this square (a Hugging Face vision transformer may need its own, e.g. 224)')),
     '--audio-encoder': ('task', dict(default='whisper-tiny.en', help="multimodal: 'whisper-tiny.en' (shipped) or a Hugging Face Whisper model")),
     '--audio-seconds': ('task', dict(type=float, default=4.0, help='multimodal: seconds of each clip the audio encoder hears')),
 }
@@ -534,6 +545,7 @@ class MultimodalClassification(TextClassification):
         if not 0 <= modality_dropout < 1: raise ConfigError(f"modality_dropout must be in [0, 1), not {modality_dropout}")
         if 'tabular' in modalities and not tabular: raise ConfigError("a tabular modality needs the fields' statistics (tabular_spec)")
         self.modalities = [m for m in MODALITIES if m in modalities]
+        if Path(image_encoder).is_file(): image_encoder = str(Path(image_encoder).resolve())   # a skill loaded elsewhere finds it
         self.tabular, self.fusion, self.image_encoder = tabular, fusion, image_encoder
         self.image_size, self.grid, self.hidden, self.modality_dropout = image_size, grid, hidden, modality_dropout
         if not 0.5 <= audio_seconds <= 30: raise ConfigError(f"audio_seconds must be between 0.5 and 30, not {audio_seconds}")
@@ -580,7 +592,7 @@ def encode(self:MultimodalClassification, ds, tokenizer, max_length:int=128, str
         s = self.image_size
         extras['pixels'] = torch.stack([load_image(p, s) if p else torch.zeros(3, s, s, dtype=torch.uint8) for p in ds['image']]) if n else torch.zeros(0, 3, s, s, dtype=torch.uint8)
     if 'audio' in self.modalities:
-        sec, frames = self.audio_seconds, int(self.audio_seconds * 100)
+        sec, frames = self.audio_seconds, audio_frames(self.audio_seconds)
         extras['mel'] = torch.stack([log_mel(load_audio(p, sec), sec) if p else torch.zeros(80, frames) for p in ds['audio']]).half() if n else torch.zeros(0, 80, frames).half()
     if 'tabular' in self.modalities: extras.update(encode_fields(self.tabular, [json.loads(f) for f in ds['fields']]))
     return Encoded(ids, list(range(n)), n, labels, extras=extras)
@@ -618,10 +630,11 @@ def inputs(self:MultimodalClassification, records:list, pretokenized:bool=False)
     return cols, [None] * len(records)
 
 @patch
-def read_inputs(self:MultimodalClassification, path:str|Path, encoding:str='utf-8') -> list[dict]:
-    "The records of a file to predict (`agentflow predict --file`): image paths relative to the file's folder, the fields training had"
+def read_inputs(self:MultimodalClassification, path:str|Path, encoding:str='utf-8', text_col:str='text', image_col:str='image',
+                audio_col:str='audio', **kwargs) -> list[dict]:
+    "The records of a file to predict (`agentflow predict --file`): paths relative to the file's folder, the fields training had"
     names = list(self.tabular['numeric']) + list(self.tabular['categorical']) if self.tabular else []
-    ds = read_records(path, label_col=None, fields=names, encoding=encoding)
+    ds = read_records(path, text_col, image_col, audio_col, label_col=None, fields=names, encoding=encoding)
     return [dict(text=ds['text'][i], image=ds['image'][i] or None, audio=ds['audio'][i] or None, **json.loads(ds['fields'][i])) for i in range(len(ds))]
 
 @patch
@@ -700,6 +713,7 @@ def modality_shapley(skill, records,           # a multimodal skill; a `Dataset`
                      bs:int=64) -> pd.DataFrame:
     "Each record's exact Shapley value per modality for its predicted label's probability, with v(none) and v(all)"
     task = skill.task
+    if not len(records['text']): return pd.DataFrame(columns=['label', *task.modalities, 'none', 'all'])
     enc = task.encode(records, skill.tokenizer, skill.max_length)
     has = enc.extras['present'].clone()
     M = len(task.modalities)
@@ -816,7 +830,7 @@ def explain_record(skill,                    # a multimodal skill
         make = makers.get(m) or (lambda skill, one, record, Z, names=names: _field_parts(skill, one, record, Z, names))
         f = lambda Z, make=make: _label_probs(skill, make(skill, one, record, np.asarray(Z).round().astype(int)), j, bs)
         ex = shap.KernelExplainer(f, np.zeros((1, len(names))))
-        vals = np.asarray(ex.shap_values(np.ones((1, len(names))), nsamples=max_evals, silent=True)).reshape(-1)
+        vals = np.asarray(ex.shap_values(np.ones((1, len(names))), nsamples=max_evals, silent=True, l1_reg=False)).reshape(-1)   # every part weighed
         out['parts'][m] = [(n, float(v)) for n, v in zip(names, vals)]
         out['base'][m] = float(np.ravel(ex.expected_value)[0])
     return out

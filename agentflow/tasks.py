@@ -119,8 +119,8 @@ def input_lines(path:str|Path, encoding:str='utf-8') -> list[str]:
     except UnicodeDecodeError: raise DataError(f"{path}: not valid {encoding} text; pass --encoding") from None
 
 @patch
-def read_inputs(self:Task, path:str|Path, encoding:str='utf-8') -> list:
-    "The inputs in a file given to `agentflow predict --file`, as `Skill.predict` takes them (one text per line)"
+def read_inputs(self:Task, path:str|Path, encoding:str='utf-8', **read) -> list:
+    "The inputs in a file given to `agentflow predict --file`, as `Skill.predict` takes them (one text per line; `read`: the reader's flags)"
     return input_lines(path, encoding)
 
 @patch

@@ -51,8 +51,10 @@ def test_train_evaluate_predict_records_from_the_command_line(records, tmp_path)
     exps = [json.loads(l) for l in r.stdout.splitlines()]
     assert [set(e['parts']) for e in exps] == [{'text', 'image', 'tabular'}, {'text', 'tabular'}]
     for e in exps:
-        assert abs(sum(e['modalities'].values()) - (e['score'] - e['none'])) < 1e-4
         assert e['label'] == preds[3 + exps.index(e)]['label']
+        for m, parts in e['parts'].items():      # each modality's parts add up from all of them masked to the record
+            assert abs(e['base'][m] + sum(v for _, v in parts) - e['score']) < 1e-3, (m, e)
+    assert len([v for _, v in exps[0]['parts']['image'] if v != 0]) > 10    # every cell weighed, not only ten
     assert (tmp_path/'why.html').read_text().count('<img') == 2
     # a record whose picture is not there: one line, exit 2
     (tmp_path/'gone.jsonl').write_text('{"text": "x", "image": "gone.png", "added_in": "1.0"}\n')
@@ -82,3 +84,36 @@ def test_audio_at_a_wrong_sample_rate_exits_2(tmp_path):
     r = run_cli('train', '--task', 'multimodal', '--train', tmp_path/'bad.jsonl', '--out', tmp_path/'skill')
     assert r.returncode == 2 and r.stderr.count('\n') == 1, r.stderr
     assert 'bad.jsonl:1 (column audio): ' in r.stderr and 'has a sample rate of 4000 Hz; expected 8000 to 48000 Hz' in r.stderr
+
+def test_audio_records_train_predict_and_reload(tmp_path):
+    "Clips at three sample rates, some records without a clip key at all: an audio skill from the command line"
+    import wave
+    import numpy as np
+    rng = np.random.default_rng(0)
+    def clip(name, hz, rate):
+        t = np.arange(int(rate * rng.uniform(0.4, 1.2))) / rate
+        with wave.open(str(tmp_path/name), 'wb') as w:
+            w.setnchannels(1); w.setsampwidth(2); w.setframerate(rate)
+            w.writeframes((np.sin(2 * np.pi * hz * t) * 9000 + rng.normal(0, 300, len(t))).astype(np.int16).tobytes())
+        return name
+    for split, n in (('train', 48), ('test', 16)):
+        lines = []
+        for i in range(n):
+            label = ('low', 'high')[i % 2]
+            rec = dict(text=f'clip {i}', audio=clip(f'{split}-{i}.wav', rng.uniform(150, 300) if label == 'low' else rng.uniform(1500, 3000), (8000, 16000, 44100)[i % 3]), label=label)
+            if i % 8 == 7: del rec['audio']                # a record that leaves the clip out: it lacks audio
+            lines.append(json.dumps(rec))
+        (tmp_path/f'{split}.jsonl').write_text('\n'.join(lines) + '\n')
+    r = run_cli('train', '--task', 'multimodal', '--train', tmp_path/'train.jsonl', '--test', tmp_path/'test.jsonl', '--epochs', 3,
+                '--audio-seconds', 1.5, '--fusion', 'concat', '--out', tmp_path/'skill')
+    assert r.returncode == 0, r.stderr
+    meta = json.loads((tmp_path/'skill'/'skill.json').read_text())
+    assert meta['task_settings']['modalities'] == ['text', 'audio'] and meta['task_settings']['audio_seconds'] == 1.5
+    test = json.loads((tmp_path/'skill'/'metrics.json').read_text())['test']
+    assert test['accuracy'] >= 0.75, test                  # pitch is plain to hear; the texts say nothing
+    r = run_cli('predict', tmp_path/'skill', '--file', tmp_path/'test.jsonl', cwd=tmp_path.parent)
+    assert r.returncode == 0, r.stderr
+    preds = [json.loads(l) for l in r.stdout.splitlines()]
+    assert len(preds) == 16 and preds[7]['record']['audio'] is None
+    hits = sum(p['label'] == json.loads(l)['label'] for p, l in zip(preds, (tmp_path/'test.jsonl').read_text().splitlines()))
+    assert abs(hits / 16 - test['accuracy']) < 1e-6
