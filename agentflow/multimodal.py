@@ -26,7 +26,7 @@ from .processors import *
 __all__ = ['MODALITIES', 'AUDIO_RATES', 'IMAGENET_MEAN', 'IMAGENET_STD', 'WHISPER_TINY', 'FUSIONS', 'MOVIE_GENRES',
            'EXPLAIN_GRID', 'AUDIO_PARTS', 'check_image', 'check_audio', 'read_records', 'tabular_spec', 'encode_fields',
            'TabularEncoder', 'ConvBNReLU', 'InvertedResidual', 'MobileNetV2', 'mobilenet_v2_weights', 'load_state_dict',
-           'FrozenOutputs', 'load_image', 'ImageEncoder', 'read_ctranslate2', 'whisper_encoder_state',
+           'FrozenOutputs', 'FrozenEncoder', 'load_image', 'ImageEncoder', 'read_ctranslate2', 'whisper_encoder_state',
            'whisper_tiny_file', 'load_audio', 'audio_frames', 'log_mel', 'AudioEncoder', 'ConcatFusion', 'GatedFusion',
            'CrossAttentionFusion', 'modality_dropout', 'FusionHead', 'MultimodalModel', 'MultimodalClassification',
            'emoji_records', 'movie_records', 'modality_shapley', 'plot_modality_shapley', 'explain_record',
@@ -225,6 +225,14 @@ class FrozenOutputs:
             self.size -= (r := self.rows.popitem(last=False)[1]).numel() * r.element_size()
         return result
 
+class FrozenEncoder(nn.Module):
+    "An encoder around a pretrained `net` kept in eval mode (batch norm's statistics, no dropout), its outputs remembered while frozen"
+    def __init__(self):
+        super().__init__(); self.outputs = FrozenOutputs()
+    def train(self, mode:bool=True):
+        super().train(mode); self.net.eval(); return self
+    def forward(self, x:torch.Tensor) -> torch.Tensor: return self.outputs(self, x, self.encode)
+
 # %% ../nbs/09_multimodal.ipynb #f038aaab
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
@@ -237,7 +245,7 @@ def load_image(path:str|Path, size:int=128) -> torch.Tensor:
         rgb = Image.alpha_composite(white, im).convert('RGB').resize((size, size), Image.BICUBIC)
     return torch.from_numpy(np.asarray(rgb).copy()).permute(2, 0, 1)
 
-class ImageEncoder(nn.Module):
+class ImageEncoder(FrozenEncoder):
     "An image as a grid of feature vectors (tokens): MobileNetV2's ImageNet features, a MobileNetV2 state dict, or a Hugging Face image model"
     def __init__(self, name:str='mobilenet_v2',  # 'mobilenet_v2' (shipped), a MobileNetV2 state dict file, or a Hugging Face name/folder
                  grid:int=3):                     # the feature map is pooled to grid x grid tokens
@@ -259,20 +267,12 @@ class ImageEncoder(nn.Module):
             cfg, self.hf = self.net.config, True
             self.dim = getattr(cfg, 'hidden_size', None) or (cfg.hidden_sizes[-1] if hasattr(cfg, 'hidden_sizes') else cfg.num_channels)
             self.mean, self.std = IMAGENET_MEAN, IMAGENET_STD
-        self.outputs = FrozenOutputs()
         self.net.eval()                             # batch norm: pretraining statistics from the start
         self.register_buffer('_mean', torch.tensor(self.mean).view(1, 3, 1, 1), persistent=False)
         self.register_buffer('_std', torch.tensor(self.std).view(1, 3, 1, 1), persistent=False)
 
-    def train(self, mode:bool=True):
-        "Batch-norm statistics stay those of pretraining, whatever the mode (batches of a few images would spoil them)"
-        super().train(mode); self.net.eval(); return self
-
-    def forward(self, pixels:torch.Tensor) -> torch.Tensor:
-        "uint8 images [batch, 3, H, W] -> tokens [batch, grid*grid (or the model's patches), dim]"
-        return self.outputs(self, pixels, self.encode)
-
     def encode(self, pixels:torch.Tensor) -> torch.Tensor:
+        "uint8 images [batch, 3, H, W] -> tokens [batch, grid*grid (or the model's patches), dim]"
         x = ((pixels.float() / 255 - self._mean) / self._std).to(next(self.net.parameters()).dtype)
         if not self.hf: f = self.net(x)
         else:
@@ -364,7 +364,7 @@ def _whisper_features():
     from transformers import WhisperFeatureExtractor
     return WhisperFeatureExtractor()            # its mel filters are computed once
 
-class AudioEncoder(nn.Module):
+class AudioEncoder(FrozenEncoder):
     "A clip as a few feature vectors (tokens): Whisper's encoder (tiny.en shipped, or a Hugging Face Whisper model) on `seconds` of audio"
     def __init__(self, name:str='whisper-tiny.en',  # 'whisper-tiny.en' (shipped) or a Hugging Face Whisper name/folder
                  seconds:float=4.0,                   # the clip length the encoder is built for
@@ -384,15 +384,10 @@ class AudioEncoder(nn.Module):
         self.net = WhisperEncoder(cfg)
         self.net.load_state_dict({**state, 'embed_positions.weight': state['embed_positions.weight'][:n]}, strict=True)
         self.dim, self.segments, self.seconds = cfg.d_model, segments, seconds
-        self.outputs = FrozenOutputs(); self.net.eval()
-    def train(self, mode:bool=True):
-        "Dropout stays off: the encoder is a frozen feature extractor unless trained on purpose"
-        super().train(mode); self.net.eval(); return self
-    def forward(self, mel:torch.Tensor) -> torch.Tensor:
-        "log-mel [batch, 80, frames] -> tokens [batch, segments, dim]"
-        return self.outputs(self, mel, self.encode)
+        self.net.eval()
 
     def encode(self, mel:torch.Tensor) -> torch.Tensor:
+        "log-mel [batch, 80, frames] -> tokens [batch, segments, dim]"
         h = self.net(input_features=mel.to(self.net.conv1.weight.dtype)).last_hidden_state
         return F.adaptive_avg_pool1d(h.transpose(1, 2), self.segments).transpose(1, 2)
 
