@@ -37,19 +37,9 @@ def _json(path:Path, data:bytes):
         raise ModelError(f"{where(path, getattr(e, 'lineno', None))}: damaged, not valid JSON ({getattr(e, 'msg', e)})") from None
 
 def read_skill_files(path:str|Path) -> dict[str, bytes]:
-    "Every file of a saved skill folder, read once, with its `skill.json` checked"
-    path = Path(path)
-    if not path.is_dir(): raise ModelError(f"{path}: no such skill folder (expected a folder written by `agentflow train` or `Skill.save`)")
-    if not (path/SKILL_FILE).exists():
-        raise ModelError(f"{path}: not a saved skill (no {SKILL_FILE}); train one with `agentflow train ... --out {path}`")
-    files = {p.name: p.read_bytes() for p in sorted(path.iterdir()) if p.is_file()}
-    meta = _json(path/SKILL_FILE, files[SKILL_FILE])
-    for k in ('task', 'labels', 'backbone', 'peft'):
-        if k not in meta: raise ModelError(f"{path/SKILL_FILE}: damaged, field '{k}' is missing")
-    needed = ('model.safetensors',) if meta['peft'] == 'none' else ('adapter_model.safetensors', 'adapter_config.json')
-    for f in needed:
-        if f not in files: raise ModelError(f"{path/f}: missing (a saved {meta['peft']} skill needs {' and '.join(needed)})")
-    return files
+    "Every file of a saved skill folder, read once, after `check_skill` has checked its `skill.json` and files"
+    path = Path(path); check_skill(path)
+    return {p.name: p.read_bytes() for p in sorted(path.iterdir()) if p.is_file()}
 
 def same_backbone(a:str, b:str) -> bool:
     "Whether backbone names `a` and `b` (as in `skill.json`: 'default', a name or a folder) are the same model"

@@ -4,7 +4,7 @@
 
 # %% ../nbs/05b_callbacks.ipynb #d8dd6de0
 from __future__ import annotations
-import random
+import json, random
 from pathlib import Path
 import numpy as np
 import torch
@@ -14,8 +14,8 @@ from .callback import *
 from .learner import *
 
 # %% auto #0
-__all__ = ['global_norm', 'GradientClip', 'GradientAccumulation', 'EarlyStopping', 'trainable_state', 'load_trainable_state',
-           'SaveBest', 'Checkpoint']
+__all__ = ['global_norm', 'GradientClip', 'GradientAccumulation', 'EarlyStopping', 'save_state', 'load_state',
+           'check_checkpoints', 'trainable_state', 'load_trainable_state', 'SaveBest', 'Checkpoint']
 
 # %% ../nbs/05b_callbacks.ipynb #8c3e5dff
 def global_norm(grads:list) -> torch.Tensor:
@@ -65,6 +65,61 @@ class EarlyStopping(Callback):
             raise CancelFitException
 
 # %% ../nbs/05b_callbacks.ipynb #f6bdd88d
+def _pack(o, tensors:dict):
+    "`o` as JSON data; its tensors and arrays go to `tensors`, named by number"
+    if isinstance(o, (torch.Tensor, np.ndarray)):
+        k = str(len(tensors))
+        tensors[k] = o.detach().cpu().clone() if isinstance(o, torch.Tensor) else torch.from_numpy(np.array(o))
+        return {'$tensor' if isinstance(o, torch.Tensor) else '$array': k}
+    if isinstance(o, np.generic): return o.item()
+    if isinstance(o, tuple): return {'$tuple': [_pack(v, tensors) for v in o]}
+    if isinstance(o, list): return [_pack(v, tensors) for v in o]
+    if isinstance(o, dict):
+        if all(isinstance(k, str) and not k.startswith('$') for k in o): return {k: _pack(v, tensors) for k, v in o.items()}
+        return {'$items': [[_pack(k, tensors), _pack(v, tensors)] for k, v in o.items()]}   # int keys (optimizer state)
+    if o is None or isinstance(o, (bool, int, float, str)): return o
+    raise TypeError(f"a training state cannot hold a {type(o).__name__}: tensors, arrays, numbers, strings, lists, tuples and dicts only")
+
+def _unpack(o, tensors:dict):
+    if isinstance(o, list): return [_unpack(v, tensors) for v in o]
+    if not isinstance(o, dict): return o
+    if '$tensor' in o: return tensors[o['$tensor']]
+    if '$array' in o: return tensors[o['$array']].numpy()
+    if '$tuple' in o: return tuple(_unpack(v, tensors) for v in o['$tuple'])
+    if '$items' in o: return {_unpack(k, tensors): _unpack(v, tensors) for k, v in o['$items']}
+    return {k: _unpack(v, tensors) for k, v in o.items()}
+
+def save_state(path:str|Path, state) -> Path:
+    "Write `state` atomically as one safetensors file: its tensors as tensors, the rest as JSON in the header"
+    from safetensors.torch import save
+    tensors = {}
+    tree = json.dumps(_pack(state, tensors))
+    with atomic_write(path, 'wb') as f: f.write(save(tensors, metadata={'agentflow.state': tree}))
+    return Path(path)
+
+def load_state(path:str|Path):
+    "Read a state written by `save_state`: numbers, tensors and JSON only, so no code in the file can run"
+    from safetensors import safe_open
+    try:
+        with safe_open(str(path), 'pt') as f:
+            tree, tensors = (f.metadata() or {}).get('agentflow.state'), {k: f.get_tensor(k) for k in f.keys()}
+        if tree is None: raise ValueError('it holds tensors but no training state')
+        return _unpack(json.loads(tree), tensors)
+    except Exception as e:
+        raise ModelError(f"{path}: damaged or not an agentflow training state ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
+
+def _pickled(path:Path):
+    "Refuse a checkpoint an earlier version pickled: reading it could run any code it holds"
+    if path.with_suffix('.pt').exists() and not path.exists():
+        raise ModelError(f"{path.with_suffix('.pt')}: a pickled checkpoint, which agentflow does not read (loading it could run code); "
+                         f"train again without --resume")
+
+def check_checkpoints(path:str|Path):
+    "Refuse, before any work starts, a checkpoint folder whose files cannot be read safely (pickles, damaged states)"
+    for name in ('last.safetensors', 'best.safetensors'):
+        _pickled(Path(path)/name)
+        if (Path(path)/name).exists(): load_state(Path(path)/name)
+
 def trainable_state(model) -> dict:
     "The trainable parameters of `model`, detached and on the CPU"
     return {n: p.detach().cpu().clone() for n, p in model.named_parameters() if p.requires_grad}
@@ -80,16 +135,15 @@ class SaveBest(Callback):
     run_after = Recorder
     def __init__(self, monitor:str|None=None): self.monitor, self.best = monitor, None
     def before_fit(self): self.best = None
-    def _file(self): return Path(self.learn.path)/'best.pt' if self.learn.path else None
+    def _file(self): return Path(self.learn.path)/'best.safetensors' if self.learn.path else None
     def after_epoch(self):
         mon = self.monitor or self.learn.task.main_metric
         vals = self.learn.recorder.values(mon)
         if _best_epoch(vals, mon) == len(vals) - 1:
             self.best = dict(epoch=self.learn.epoch, value=vals[-1], state=trainable_state(self.learn.model))
-            if self._file():
-                with atomic_write(self._file(), 'wb') as f: torch.save(self.best, f)
+            if self._file(): save_state(self._file(), self.best)
     def after_fit(self):
-        if self.best is None and self._file() and self._file().exists(): self.best = torch.load(self._file(), weights_only=False)
+        if self.best is None and self._file() and self._file().exists(): self.best = load_state(self._file())
         if self.best is not None:
             load_trainable_state(self.learn.model, self.best['state'])
             self.learn.log_line(f"restored the best epoch ({self.best['epoch'] + 1}, {self.monitor or self.learn.task.main_metric} {self.best['value']:.4f})")
@@ -99,11 +153,12 @@ class Checkpoint(Callback):
     run_after = Recorder
     def _file(self):
         if not self.learn.path: raise ConfigError("Checkpoint needs the Learner's `path`")
-        return Path(self.learn.path)/'last.pt'
+        return Path(self.learn.path)/'last.safetensors'
     def before_fit(self):
         f = self._file()
+        if self.learn.resume: _pickled(f)
         if not (self.learn.resume and f.exists()): return
-        st = torch.load(f, weights_only=False)
+        st = load_state(f)
         load_trainable_state(self.learn.model, st['model'])
         self.learn.opt.load_state_dict(st['opt']); self.learn.sched.load_state_dict(st['sched'])
         self.learn.recorder.load_state(st['recorder'])
@@ -114,4 +169,4 @@ class Checkpoint(Callback):
         st = dict(epoch=self.learn.epoch, model=trainable_state(self.learn.model), opt=self.learn.opt.state_dict(),
                   sched=self.learn.sched.state_dict(), recorder=self.learn.recorder.state(),
                   rng=dict(python=random.getstate(), numpy=np.random.get_state(), torch=torch.get_rng_state()))
-        with atomic_write(self._file(), 'wb') as f: torch.save(st, f)
+        save_state(self._file(), st)

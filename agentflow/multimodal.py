@@ -248,7 +248,8 @@ def load_image(path:str|Path, size:int=128) -> torch.Tensor:
 class ImageEncoder(FrozenEncoder):
     "An image as a grid of feature vectors (tokens): MobileNetV2's ImageNet features, a MobileNetV2 state dict, or a Hugging Face image model"
     def __init__(self, name:str='mobilenet_v2',  # 'mobilenet_v2' (shipped), a MobileNetV2 state dict file, or a Hugging Face name/folder
-                 grid:int=3):                     # the feature map is pooled to grid x grid tokens
+                 grid:int=3,                      # the feature map is pooled to grid x grid tokens
+                 local_files_only:bool=False):    # a Hugging Face name only from the local cache (how a saved skill loads)
         super().__init__()
         self.name, self.grid, self.hf = name, grid, False
         if name == 'mobilenet_v2' or Path(name).suffix in ('.pth', '.pt', '.bin', '.safetensors'):
@@ -261,7 +262,7 @@ class ImageEncoder(FrozenEncoder):
             self.mean, self.std = IMAGENET_MEAN, IMAGENET_STD
         else:
             try:
-                with quiet_transformers(): self.net = AutoModel.from_pretrained(name)
+                with quiet_transformers(): self.net = AutoModel.from_pretrained(local_model(name, 'image model') if local_files_only else name)
             except (OSError, ValueError) as e:
                 raise ModelError(f"cannot load an image model from '{name}': expected 'mobilenet_v2', a state dict file, or a Hugging Face name or folder ({str(e).splitlines()[0]})") from None
             cfg, self.hf = self.net.config, True
@@ -368,12 +369,13 @@ class AudioEncoder(FrozenEncoder):
     "A clip as a few feature vectors (tokens): Whisper's encoder (tiny.en shipped, or a Hugging Face Whisper model) on `seconds` of audio"
     def __init__(self, name:str='whisper-tiny.en',  # 'whisper-tiny.en' (shipped) or a Hugging Face Whisper name/folder
                  seconds:float=4.0,                   # the clip length the encoder is built for
-                 segments:int=8):                     # output tokens: the frames pooled to this many
+                 segments:int=8,                      # output tokens: the frames pooled to this many
+                 local_files_only:bool=False):        # a Hugging Face name only from the local cache (how a saved skill loads)
         super().__init__()
         if name == 'whisper-tiny.en': state, cfg = whisper_encoder_state(read_ctranslate2(whisper_tiny_file())), WhisperConfig(**WHISPER_TINY)
         else:
             try:
-                with quiet_transformers(): m = AutoModel.from_pretrained(name)
+                with quiet_transformers(): m = AutoModel.from_pretrained(local_model(name, 'audio model') if local_files_only else name)
             except (OSError, ValueError) as e:
                 raise ModelError(f"cannot load an audio model from '{name}': expected 'whisper-tiny.en' or a Hugging Face Whisper name or folder ({str(e).splitlines()[0]})") from None
             enc = getattr(m, 'encoder', None) if not hasattr(m, 'embed_positions') else m
@@ -462,18 +464,18 @@ class FusionHead(nn.Module):
 # %% ../nbs/09_multimodal.ipynb #fa10de7b
 class MultimodalModel(nn.Module):
     "Encoders for a task's modalities and the fusion head: one classifier over text, image and fields"
-    def __init__(self, task, backbone:str):
+    def __init__(self, task, backbone:str, local_files_only:bool=False):
         super().__init__()
         self.modalities = list(task.modalities)
         try:
-            with quiet_transformers(): self.text = AutoModel.from_pretrained(backbone)
+            with quiet_transformers(): self.text = AutoModel.from_pretrained(local_model(backbone, 'backbone') if local_files_only else backbone)
         except (OSError, ValueError) as e:
             raise ModelError(f"cannot load a model from '{backbone}': expected a Hugging Face model name or a folder "
                              f"with config.json and weights ({str(e).splitlines()[0]})") from None
         self.config = self.text.config          # what PEFT reads: the text backbone's kind, for its adapters
         dims = dict(text=self.text.config.hidden_size)
-        if 'image' in self.modalities: self.image = ImageEncoder(task.image_encoder, task.grid); dims['image'] = self.image.dim
-        if 'audio' in self.modalities: self.audio = AudioEncoder(task.audio_encoder, task.audio_seconds); dims['audio'] = self.audio.dim
+        if 'image' in self.modalities: self.image = ImageEncoder(task.image_encoder, task.grid, local_files_only=local_files_only); dims['image'] = self.image.dim
+        if 'audio' in self.modalities: self.audio = AudioEncoder(task.audio_encoder, task.audio_seconds, local_files_only=local_files_only); dims['audio'] = self.audio.dim
         self.classifier = FusionHead(dims, self.modalities, task.fusion, len(task.labels), task.hidden, task.tabular)
         self.p_drop = task.modality_dropout
 
@@ -595,7 +597,7 @@ def encode(self:MultimodalClassification, ds, tokenizer, max_length:int=128, str
 @patch
 def head(self:MultimodalClassification, backbone:str, **kwargs) -> MultimodalModel:
     "The model: `backbone` for the text, the encoders, a new fusion head (or, from a skill saved without PEFT, all of its weights)"
-    model = MultimodalModel(self, backbone)
+    model = MultimodalModel(self, backbone, local_files_only=kwargs.get('local_files_only', False))
     saved = Path(backbone)/'multimodal.safetensors'
     if saved.exists():
         from safetensors.torch import load_file

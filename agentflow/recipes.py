@@ -138,6 +138,7 @@ def train_skill(cfg:TrainConfig,   # what to train, on which files, and how
     "Fine-tune a skill on files and save it with `metrics.json`, `report.html` and `texts.json` (`domain_sample`) in `cfg.out`"
     if cfg.out is None: _bad('out', 'give the folder to write the skill into')
     out = Path(cfg.out); check_out(out)
+    if cfg.resume: check_checkpoints(out/'checkpoints')
     robust = cfg.robust_callbacks()
     cls = Task.registry[cfg.task]
     if isinstance(cfg.train, DatasetDict): dsd = DatasetDict(cfg.train)      # already read (a built-in corpus)

@@ -18,7 +18,8 @@ from .adapters import *
 import agentflow, agentflow.multimodal       # the multimodal task kind registers itself
 
 # %% auto #0
-__all__ = ['SKILL_FILE', 'TEXTS_FILE', 'Skill', 'check_model_path', 'load_tokenizer', 'default_lr']
+__all__ = ['SKILL_FILE', 'TEXTS_FILE', 'MAX_LENGTH_LIMIT', 'Skill', 'check_model_path', 'load_tokenizer', 'default_lr',
+           'skill_files', 'check_skill']
 
 # %% ../nbs/04a_skill.ipynb #3629e291
 _OWN = ('lora_', 'ia3_', 'prompt_encoder', 'modules_to_save')   # parameter names of a PEFT adapter and of the head it saves
@@ -70,9 +71,9 @@ def check_model_path(name_or_path:str):
     if p.is_dir() and not (p/'config.json').exists():
         raise ModelError(f"{p}: no model in this folder (expected config.json, weights and tokenizer files, or a Hugging Face model name)")
 
-def load_tokenizer(name_or_path:str):
+def load_tokenizer(name_or_path:str, **kwargs):
     "A fast tokenizer for `name_or_path`, with a clear error when there is none"
-    try: tok = AutoTokenizer.from_pretrained(name_or_path)
+    try: tok = AutoTokenizer.from_pretrained(name_or_path, **kwargs)
     except (OSError, ValueError) as e:
         raise ModelError(f"cannot load a tokenizer from '{name_or_path}': expected a Hugging Face model name or a folder "
                          f"with tokenizer files ({str(e).splitlines()[0]})") from None
@@ -93,6 +94,7 @@ def write(self:Skill, folder:str|Path) -> Path:
     "Write the skill's files into `folder` (not atomic: `save` is)"
     folder = Path(folder)
     backbone = 'default' if self.backbone == default_backbone() else self.backbone
+    if backbone != 'default' and Path(backbone).exists(): backbone = str(Path(backbone).resolve())   # a folder: wherever training ran
     meta = dict(agentflow=agentflow.__version__, task=self.task.kind, labels=self.task.labels, task_settings=self.task.settings,
                 backbone=backbone, peft=self.peft, max_length=self.max_length, info=self.info)
     with quiet_transformers(): self.model.save_pretrained(folder)   # no "writing shards" bar in logs
@@ -109,24 +111,75 @@ def save(self:Skill, path:str|Path) -> Path:
 def _resolve_backbone(name:str) -> str:
     return default_backbone() if name == 'default' else name
 
+MAX_LENGTH_LIMIT = 1 << 16      # no backbone agentflow loads has more positions
+
+def skill_files(meta:dict) -> tuple[str, ...]:
+    "The files a skill folder must hold, by its `skill.json`"
+    weights = ('config.json', 'model.safetensors') if meta['peft'] == 'none' else ('adapter_config.json', 'adapter_model.safetensors')
+    return (SKILL_FILE, 'tokenizer_config.json', 'tokenizer.json') + weights
+
+def check_skill(path:str|Path) -> dict:
+    "The checked `skill.json` of skill folder `path`: every field and every file it needs, before anything is built"
+    path = Path(path); f = path/SKILL_FILE
+    if not path.is_dir(): raise ModelError(f"{path}: no such skill folder (expected a folder written by `agentflow train` or `Skill.save`)")
+    if not f.exists(): raise ModelError(f"{path}: not a saved skill (no {SKILL_FILE}); train one with `agentflow train ... --out {path}`")
+    try: meta = json.loads(f.read_bytes())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ModelError(f"{where(f, getattr(e, 'lineno', None))}: damaged, not valid JSON ({getattr(e, 'msg', e)})") from None
+    if not isinstance(meta, dict): raise ModelError(f"{f}: damaged, expected a JSON object, not {type(meta).__name__}")
+    def need(k, ok, expected):
+        if k not in meta: raise ModelError(f"{f}: damaged, field '{k}' is missing (expected {expected})")
+        if not ok(meta[k]): raise ModelError(f"{f}: field '{k}' is {json.dumps(meta[k])[:60]}, expected {expected}")
+    need('task', lambda v: v in Task.registry, f"one of {', '.join(Task.registry)}")
+    need('labels', lambda v: isinstance(v, list) and v and all(isinstance(l, str) for l in v) and len(set(v)) == len(v),
+         'a list of distinct label names')
+    need('backbone', lambda v: isinstance(v, str) and v.strip(), "'default', a model name or a folder")
+    need('peft', lambda v: v in PEFT_METHODS, f"one of {', '.join(PEFT_METHODS)}")
+    meta.setdefault('max_length', 128); meta.setdefault('task_settings', {}); meta.setdefault('info', {})
+    need('max_length', lambda v: isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= MAX_LENGTH_LIMIT, f'a whole number from 1 to {MAX_LENGTH_LIMIT}')
+    need('task_settings', lambda v: isinstance(v, dict), 'an object of the task\'s settings')
+    for name in skill_files(meta):
+        if not (path/name).is_file(): raise ModelError(f"{path/name}: missing (a saved {meta['peft']} skill needs {', '.join(skill_files(meta))})")
+        if name.endswith('.json') and name != SKILL_FILE:
+            try: json.loads((path/name).read_bytes())
+            except (json.JSONDecodeError, UnicodeDecodeError) as e:
+                raise ModelError(f"{where(path/name, getattr(e, 'lineno', None))}: damaged, not valid JSON ({getattr(e, 'msg', e)})") from None
+    for w in sorted(path.glob('*.safetensors')):      # a header that does not parse is refused before any model is built
+        from safetensors import safe_open
+        try:
+            with safe_open(str(w), 'pt') as sf: list(sf.keys())
+        except Exception as e: raise ModelError(f"{w}: damaged, not a safetensors file ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
+    return meta
+
+def _backbone_of(meta:dict, path:Path) -> tuple[str, str]:
+    "The skill's backbone as the skill names it, and the local folder to load it from (the cache's copy of a Hub name)"
+    b = meta['backbone']
+    if b == 'default': return default_backbone(), default_backbone()
+    for p in (path/b, Path(b).expanduser()):                       # relative to the skill, or as written
+        if p.is_dir(): return str(p.resolve()), str(p.resolve())
+    if Path(b).is_absolute() or b.startswith(('.', '~')) or b.count('/') > 1 or '\\' in b:
+        raise ModelError(f"{path/SKILL_FILE}: backbone folder '{b}' does not exist here (copy it there, or edit 'backbone')")
+    return b, local_model(b, f"{path/SKILL_FILE}: backbone")
+
 @patch(cls_method=True)
 def load(cls:Skill, path:str|Path) -> Skill:
-    "Load a skill saved by `Skill.save`"
-    path = Path(path)
-    if not (path/SKILL_FILE).exists():
-        raise ModelError(f"{path}: not a saved skill (no {SKILL_FILE}); train one with `agentflow train ... --out {path}`")
-    try: meta = json.loads((path/SKILL_FILE).read_text())
-    except json.JSONDecodeError as e: raise ModelError(f"{where(path/SKILL_FILE, e.lineno)}: not valid JSON ({e.msg})") from None
-    task = Task.from_kind(meta['task'], meta['labels'], **meta.get('task_settings', {}))
-    backbone = _resolve_backbone(meta['backbone'])
-    tokenizer = load_tokenizer(str(path))
-    if meta['peft'] == 'none': model = task.head(str(path))
-    else:
-        with warnings.catch_warnings():
-            warnings.simplefilter('ignore', FutureWarning)
-            model = PeftModel.from_pretrained(task.head(backbone), str(path))
+    "Load a skill saved by `Skill.save`, from local files only (a missing backbone is never downloaded)"
+    path = Path(path); meta = check_skill(path)
+    task = Task.from_kind(meta['task'], meta['labels'], **meta['task_settings'])
+    backbone, folder = _backbone_of(meta, path)
+    tokenizer = load_tokenizer(str(path), local_files_only=True)
+    weights = path/('model.safetensors' if meta['peft'] == 'none' else 'adapter_model.safetensors')
+    try:
+        if meta['peft'] == 'none': model = task.head(str(path), local_files_only=True)
+        else:
+            with warnings.catch_warnings():
+                warnings.simplefilter('ignore', FutureWarning)
+                model = PeftModel.from_pretrained(task.head(folder, local_files_only=True), str(path), local_files_only=True)
+    except RuntimeError as e:       # a head of another size: the label list was edited, or the weights belong elsewhere
+        raise ModelError(f"{weights}: does not fit {SKILL_FILE} ({len(meta['labels'])} labels, task {meta['task']}, backbone "
+                         f"{meta['backbone']}): {str(e).strip().splitlines()[-1].strip()[:160]}") from None
     model.eval()
-    return cls(task, model, tokenizer, backbone, meta['peft'], meta.get('max_length', 128), meta.get('info', {}))
+    return cls(task, model, tokenizer, backbone, meta['peft'], meta['max_length'], meta['info'])
 
 # %% ../nbs/04a_skill.ipynb #95c7f275
 @patch

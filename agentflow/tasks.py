@@ -4,7 +4,7 @@
 
 # %% ../nbs/03_tasks.ipynb #4b1fba73
 from __future__ import annotations
-import html, json, re
+import html, json, pickle, re
 from functools import partial
 from pathlib import Path
 from fastcore.basics import patch
@@ -82,7 +82,7 @@ class Task:
             with quiet_transformers():  # a new head is *meant* to be missing from the checkpoint: no load report
                 return self.auto_model.from_pretrained(backbone, num_labels=len(self.labels), id2label=self.id2label,
                                                        label2id=self.label2id, **kwargs)
-        except (OSError, ValueError) as e:
+        except (OSError, ValueError, pickle.UnpicklingError) as e:      # a pickled weights file torch refuses to run
             raise ModelError(f"cannot load a model from '{backbone}': expected a Hugging Face model name or a folder "
                              f"with config.json and weights ({str(e).splitlines()[0]})") from None
 

@@ -7,7 +7,7 @@ def test_train_resumes_after_kill(wnut_files, tmp_path):
     out = tmp_path/'run'
     args = ['train', '--train', wnut_files['train'], '--valid', wnut_files['valid'], '--epochs', 3, '--patience', 5, '--out', out]
     p = subprocess.Popen([AGENTFLOW, *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    last = out/'checkpoints'/'last.pt'
+    last = out/'checkpoints'/'last.safetensors'
     t0 = time.time()
     while not last.exists() and p.poll() is None and time.time() - t0 < 600: time.sleep(0.2)
     assert last.exists(), p.communicate()[1][-2000:]
