@@ -4,7 +4,7 @@
 
 # %% ../nbs/01_data.ipynb #ab94213a
 from __future__ import annotations
-import csv, json, re
+import csv, io, json, re
 from pathlib import Path
 import numpy as np
 from datasets import Dataset, DatasetDict, ClassLabel
@@ -97,11 +97,27 @@ def read_words(path:str|Path, encoding:str='utf-8') -> list[list[str]]:
     return sents
 
 # %% ../nbs/01_data.ipynb #e4723614
+csv.field_size_limit(2**31 - 1)     # a long text is still a text: csv's 128 KB default refuses it
+
+def _read_text(path:Path, encoding:str) -> str:
+    "All of `path` decoded, without a byte-order mark; a byte that does not decode, or a NUL, named by line"
+    data = path.read_bytes()
+    try: text = data.decode(encoding)
+    except UnicodeDecodeError as e:
+        line, col = data.count(b'\n', 0, e.start) + 1, e.start - data.rfind(b'\n', 0, e.start)
+        raise DataError(f"{where(path, line)}: not valid {encoding} text (byte 0x{data[e.start]:02x} at column {col}); "
+                        f"pass the file's encoding (for example encoding='latin-1', or --encoding latin-1)") from None
+    text = text.removeprefix('\ufeff')
+    if '\x00' in text:
+        raise DataError(f"{where(path, text.count(chr(10), 0, text.index(chr(0))) + 1)}: holds a NUL byte, which no text table has "
+                        f"(a binary file, or UTF-16 text read as {encoding}?)")
+    return text
+
 def _table_rows(path:Path, encoding:str):
-    "Yield `(line_number, row_dict)` from a CSV, TSV or JSON-lines file"
-    suffix = path.suffix.lower()
+    "Yield `(line_number, row_dict)` from a CSV, TSV or JSON-lines file: strict quoting, one field per header column"
+    suffix, text = path.suffix.lower(), _read_text(path, encoding)
     if suffix in ('.jsonl', '.json', '.ndjson'):
-        for i, line in _read_lines(path, encoding):
+        for i, line in enumerate(text.split('\n'), 1):
             if not line.strip(): continue
             try: row = json.loads(line)
             except json.JSONDecodeError as e: raise DataError(f"{where(path, i)}: not valid JSON ({e.msg} at column {e.colno})") from None
@@ -109,9 +125,31 @@ def _table_rows(path:Path, encoding:str):
             yield i, row
         return
     delim = '\t' if suffix in ('.tsv', '.tab') else ','
-    lines = [line for _, line in _read_lines(path, encoding)]
-    reader = csv.DictReader(lines, delimiter=delim)
-    for row in reader: yield reader.line_num, row
+    reader, end = csv.reader(io.StringIO(text, newline=''), delimiter=delim, strict=True), 0
+    try:
+        header = next(reader, None)
+        if header is None: return
+        if dup := next((h for h in header if header.count(h) > 1), None):
+            raise DataError(f"{where(path, 1)}: the header names column '{dup}' twice, so which one is meant cannot be told")
+        end = reader.line_num
+        for row in reader:
+            start, end = end + 1, reader.line_num
+            if not any(c.strip() for c in row): continue
+            if len(row) != len(header):
+                why = (f"an unquoted {'tab' if delim == chr(9) else 'comma'} inside a field? quote the field" if len(row) > len(header)
+                       else 'a field is missing')
+                raise DataError(f"{where(path, start)}: {len(row)} fields where the header has {len(header)} ({why})")
+            yield start, dict(zip(header, row))
+    except csv.Error as e:
+        raise DataError(f"{where(path, end + 1)}: {e} (a quote opened here and never closed? a quote inside a quoted field "
+                        f"is written twice)") from None
+
+def _kind(v) -> str:
+    "The JSON type of `v`, in words"
+    if isinstance(v, bool): return 'true/false'
+    if isinstance(v, int): return 'a whole number'
+    if isinstance(v, float): return 'a decimal number'
+    return {str: 'a string', list: 'a list', dict: 'an object', type(None): 'null'}.get(type(v), type(v).__name__)
 
 def one_label(value) -> str:
     "A table cell as one label: a non-empty string (numbers in JSON are written as in the file)"
@@ -126,15 +164,22 @@ def read_table(path:str|Path,         # a `.csv`, `.tsv` or `.jsonl` file with a
               ) -> Dataset:
     "Read a table into a `Dataset` with columns `text`, `label` and `loc`"
     path = _check_file(path)
-    rows = []
+    rows, first = [], None
     for i, row in _table_rows(path, encoding):
         for col in (text_col, label_col):
             if col is not None and col not in row:
                 raise DataError(f"{where(path, i)}: no column '{col}' (the file has: {', '.join(map(str, row.keys()))})")
         text = row[text_col]
-        if text is None or not str(text).strip(): raise DataError(f"{where(path, i, text_col)}: empty text")
-        ex = dict(text=str(text), loc=where(path, i))
+        if text is not None and not isinstance(text, str):
+            raise DataError(f"{where(path, i, text_col)}: expected a string, found {_kind(text)}")
+        if text is None or not text.strip(): raise DataError(f"{where(path, i, text_col)}: empty text")
+        ex = dict(text=text, loc=where(path, i))
         if label_col is not None:
+            if row[label_col] is not None:          # one way of writing labels: 1, 1.0, "1" and true are not four classes
+                if first is None: first = (_kind(row[label_col]), i)
+                elif _kind(row[label_col]) != first[0]:
+                    raise DataError(f"{where(path, i, label_col)}: label {json.dumps(row[label_col])} is {_kind(row[label_col])}, but "
+                                    f"line {first[1]}'s is {first[0]}; write every label the same way")
             try: ex['label'] = parse_label(row[label_col])
             except ValueError as e: raise DataError(f"{where(path, i, label_col)}: {e}") from None
         rows.append(ex)
@@ -167,6 +212,7 @@ def split_dataset(ds:Dataset,        # the examples to split
     n = len(ds)
     idx = np.random.default_rng(seed).permutation(n)
     n_valid, n_test = int(round(n*valid)), int(round(n*test))
+    if valid > 0 and n_valid == 0: n_valid = 1                   # a tiny file still gets a validation example
     if n - n_valid - n_test < 1: raise DataError(f"cannot split {n} examples into train/valid/test ({valid}, {test})")
     parts = dict(test=idx[:n_test], valid=idx[n_test:n_test+n_valid], train=idx[n_test+n_valid:])
     return DatasetDict({k: ds.select(parts[k]) for k in ('train', 'valid', 'test') if len(parts[k])})

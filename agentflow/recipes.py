@@ -145,6 +145,10 @@ def train_skill(cfg:TrainConfig,   # what to train, on which files, and how
     else: dsd = cls.load_files(cfg.train, cfg.valid, cfg.test, encoding=cfg.encoding, **cfg.read)
     if cfg.max_train: dsd['train'] = dsd['train'].select(range(min(cfg.max_train, len(dsd['train']))))
     task = cls.from_data(dsd['train'], **cfg.task_args)
+    if len(task.labels) < 2 and task.kind != 'multilabel':   # one class: a metric of 1.0 (or 0.0 for a tagger) that means nothing
+        src = cfg.train if isinstance(cfg.train, (str, Path)) else 'the training split'
+        raise DataError(f"{src}: every example has {'tag' if task.labels == ['O'] else 'label'} '{task.labels[0]}': nothing to tell apart"
+                        + (" (a tagger needs some entities, not only O)" if task.labels == ['O'] else " (a classifier needs at least two labels)"))
     for split in ('valid', 'test'):   # every input problem is found before any work starts
         if split in dsd: task.check_labels(dsd[split])
     skill = new_skill(cfg, task)

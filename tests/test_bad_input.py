@@ -64,3 +64,28 @@ def test_out_folder_that_is_not_a_skill_is_refused(tmp_path, good):
     (tmp_path/'notes').mkdir(); (tmp_path/'notes'/'todo.txt').write_text('keep me')
     one_line_error(run_cli('train', '--train', good, '--out', tmp_path/'notes'), 'not a skill folder')
     assert (tmp_path/'notes'/'todo.txt').read_text() == 'keep me'
+
+@pytest.mark.parametrize('name,content,needles', [
+    ('quote.csv', 'text,label\n"great, really,pos\nbad,neg\nfine,pos\n', ['quote.csv:2', 'never closed']),
+    ('comma.csv', 'text,label\ngreat,pos\ngood, not great,neg\n', ['comma.csv:3', 'unquoted comma']),
+    ('twice.csv', 'text,text,label\na,b,pos\nc,d,neg\n', ['twice.csv:1', "column 'text' twice"]),
+    ('nul.tsv', 'text\tlabel\ngreat\tpos\nba\x00d\tneg\n', ['nul.tsv:3', 'NUL byte']),
+    ('list.jsonl', '{"text": ["a", "b"], "label": "x"}\n{"text": "c", "label": "y"}\n', ['list.jsonl:1 (column text)', 'found a list']),
+    ('mixed.jsonl', '{"text": "a", "label": 1}\n{"text": "b", "label": 2}\n{"text": "c", "label": true}\n', ['mixed.jsonl:3 (column label)', 'true/false']),
+    ('one.tsv', 'text\tlabel\ngreat\tpos\nfine\tpos\nsuper\tpos\n', ['one.tsv', "every example has label 'pos'"]),
+])
+def test_tables_that_would_train_on_wrong_data_are_refused(tmp_path, name, content, needles):
+    (tmp_path/name).write_text(content)
+    one_line_error(run_cli('train', '--task', 'classify', '--train', tmp_path/name, '--out', tmp_path/'out'), *needles)
+    assert not (tmp_path/'out').exists()
+
+def test_ner_file_with_only_o_tags_is_refused(tmp_path):
+    (tmp_path/'o.txt').write_text('Justin O\nBieber O\n\nToronto O\nrocks O\n')
+    one_line_error(run_cli('train', '--train', tmp_path/'o.txt', '--out', tmp_path/'out'), 'o.txt', "every example has tag 'O'", 'not only O')
+
+def test_bom_and_quoted_newlines_are_read(tmp_path):
+    rows = ''.join(f'"good\nday {i}"\tpos\n"bad\nday {i}"\tneg\n' for i in range(20))
+    (tmp_path/'bom.tsv').write_text('\ufefftext\tlabel\n' + rows)
+    r = run_cli('train', '--task', 'classify', '--train', tmp_path/'bom.tsv', '--epochs', 1, '--out', tmp_path/'out')
+    assert r.returncode == 0, r.stderr
+    assert 'train 36' in r.stderr or 'of 40 training examples' in r.stderr, r.stderr
