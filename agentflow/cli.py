@@ -17,8 +17,8 @@ from .recipes import *
 from .agent import *
 
 # %% auto #0
-__all__ = ['COMMANDS', 'cmd_train', 'cmd_evaluate', 'cmd_predict', 'cmd_explain', 'cmd_demo', 'cmd_docs', 'cmd_bench',
-           'cmd_agent', 'cmd_serve', 'cmd_run', 'cmd_status', 'cmd_rollback', 'parser', 'main']
+__all__ = ['PREDICT_CHUNK', 'COMMANDS', 'cmd_train', 'cmd_evaluate', 'cmd_predict', 'cmd_explain', 'cmd_demo', 'cmd_docs',
+           'cmd_bench', 'cmd_agent', 'cmd_serve', 'cmd_run', 'cmd_status', 'cmd_rollback', 'parser', 'main']
 
 # %% ../nbs/14_cli.ipynb #dae58934
 def _log(msg): print(msg, file=sys.stderr)
@@ -76,6 +76,11 @@ def cmd_evaluate(a) -> int:
         plt.close(ax.figure); _log(f"wrote {a.plot}")
     return 0
 
+def _encoding(name:str) -> str:
+    "argparse's check of --encoding"
+    try: return check_encoding(name)
+    except ConfigError as e: raise argparse.ArgumentTypeError(str(e).removeprefix('--encoding: ')) from None
+
 def _texts(a, task=None) -> list:
     "The inputs to predict: arguments, then the file's (its lines, the task's reading of it, or with --conll its sentences)"
     texts = list(a.text)
@@ -86,14 +91,19 @@ def _texts(a, task=None) -> list:
     if not texts: raise ConfigError("nothing to predict or explain: give texts as arguments or --file F (one text per line)")
     return texts
 
+PREDICT_CHUNK = 1024     # predict --file answers this many texts at a time, so a long file streams
+
 def cmd_predict(a) -> int:
     if is_agent(a.dir): return _agent_predict(a)
     if a.skill: raise ConfigError(f"--skill picks a skill of an agent, and {a.dir} is a single skill")
     skill = Skill.load(a.dir)
     if a.format not in skill.task.formats:
         raise ConfigError(f"--format {a.format} is not available for a {skill.task.kind} skill (it has: {', '.join(skill.task.formats)})")
-    for p in skill.predict(_texts(a, skill.task), bs=a.bs, pretokenized=a.pretokenized):
-        print(skill.task.format_prediction(p, a.format))
+    texts = _texts(a, skill.task)
+    for i in range(0, len(texts), PREDICT_CHUNK):            # a long file: answers stream out as they come
+        for p in skill.predict(texts[i:i + PREDICT_CHUNK], bs=a.bs, pretokenized=a.pretokenized):
+            print(skill.task.format_prediction(p, a.format))
+        sys.stdout.flush()
     return 0
 
 def _agent_predict(a) -> int:
@@ -106,8 +116,11 @@ def _agent_predict(a) -> int:
                               f"may be of any kind: use --format json)")
         for p in agent(_texts(a), skill=a.skill, bs=a.bs, pretokenized=a.pretokenized): print(kind.format_prediction(p, a.format))
         return 0
-    for p in agent(_texts(a), skill=a.skill, bs=a.bs, pretokenized=a.pretokenized):
-        print(json.dumps(agent.answer_record(p), ensure_ascii=False))
+    texts = _texts(a)
+    for i in range(0, len(texts), PREDICT_CHUNK):
+        for p in agent(texts[i:i + PREDICT_CHUNK], skill=a.skill, bs=a.bs, pretokenized=a.pretokenized):
+            print(json.dumps(agent.answer_record(p), ensure_ascii=False))
+        sys.stdout.flush()
     return 0
 
 def _explain_jobs(a, texts:list, skill=None) -> list:
@@ -285,7 +298,7 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument('--task', choices=list(Task.registry), default='ner')
     t.add_argument('--train', required=True); t.add_argument('--valid'); t.add_argument('--test')
     _task_options(t)
-    t.add_argument('--encoding', default='utf-8')
+    t.add_argument('--encoding', default='utf-8', type=_encoding)
     t.add_argument('--model', default=None, help='Hugging Face name or folder (default: the shipped MiniLM)')
     t.add_argument('--peft', choices=list(PEFT_METHODS), default='lora')
     t.add_argument('--train-layers', default='all', help="without peft: all, head, or a number of top layers")
@@ -352,7 +365,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument('--strict', action='store_true', help="fail on any of Sphinx's warnings")
     x = sub.add_parser('explain', help='explain the predictions of a saved skill with SHAP')
     x.add_argument('dir'); x.add_argument('text', nargs='*')
-    x.add_argument('--file', help='one text per line (for a multimodal skill, a file of records)'); x.add_argument('--encoding', default='utf-8')
+    x.add_argument('--file', help='one text per line (for a multimodal skill, a file of records)'); x.add_argument('--encoding', default='utf-8', type=_encoding)
     _task_options(x, 'read')
     x.add_argument('--html', default=None, help='also write highlighted texts and bar charts to this HTML file')
     x.add_argument('--json', action='store_true', help='one JSON object per text')
@@ -367,7 +380,7 @@ def parser() -> argparse.ArgumentParser:
         e = sub.add_parser(name, help=help)
         e.add_argument('dir')
         _task_options(e, 'read')
-        e.add_argument('--encoding', default='utf-8')
+        e.add_argument('--encoding', default='utf-8', type=_encoding)
         if name == 'evaluate':
             e.add_argument('--test', required=True); e.add_argument('--json', action='store_true')
             e.add_argument('--perturb', default=None, metavar='all|NAMES', help=f"robustness report: all, or some of {','.join(PERTURBATIONS)}")

@@ -11,9 +11,9 @@ import numpy as np
 import torch
 
 # %% auto #0
-__all__ = ['PRECISIONS', 'AgentflowError', 'DataError', 'ConfigError', 'ModelError', 'where', 'set_seed', 'default_device',
-           'fast_bf16', 'set_threads', 'resolve_precision', 'quiet_transformers', 'atomic_write', 'atomic_dir',
-           'save_json', 'package_dir', 'default_backbone', 'local_model', 'is_head', 'peak_rss_mb']
+__all__ = ['PRECISIONS', 'AgentflowError', 'DataError', 'ConfigError', 'ModelError', 'where', 'check_encoding', 'set_seed',
+           'default_device', 'fast_bf16', 'set_threads', 'resolve_precision', 'quiet_transformers', 'atomic_write',
+           'atomic_dir', 'save_json', 'package_dir', 'default_backbone', 'local_model', 'is_head', 'peak_rss_mb']
 
 # %% ../nbs/00_core.ipynb #4aa7604b
 class AgentflowError(Exception):
@@ -35,6 +35,13 @@ def where(path, line:int|None=None, col:str|int|None=None) -> str:
     if line is not None: s += f":{line}"
     if col is not None: s += f" (column {col})"
     return s
+
+def check_encoding(name:str, what:str='--encoding') -> str:
+    "`name` if Python knows the text encoding, else a `ConfigError` saying what is expected"
+    import codecs
+    try: codecs.lookup(name)
+    except (LookupError, TypeError): raise ConfigError(f"{what}: unknown text encoding '{name}' (for example utf-8, latin-1, cp1252, utf-16)") from None
+    return name
 
 # %% ../nbs/00_core.ipynb #80199afa
 def set_seed(seed:int=42): # the seed for `random`, numpy and torch

@@ -53,7 +53,7 @@ def _check_file(path) -> Path:
     path = Path(path)
     if not path.exists(): raise DataError(f"{path}: no such file")
     if path.is_dir(): raise DataError(f"{path}: is a folder, expected a file")
-    if path.stat().st_size == 0: raise DataError(f"{path}: the file is empty")
+    if path.is_file() and path.stat().st_size == 0: raise DataError(f"{path}: the file is empty")   # a pipe has no size: read it
     return path
 
 # %% ../nbs/01_data.ipynb #0dd0f1eb
@@ -154,6 +154,7 @@ def _kind(v) -> str:
 def one_label(value) -> str:
     "A table cell as one label: a non-empty string (numbers in JSON are written as in the file)"
     if value is None or not str(value).strip(): raise ValueError("empty label")
+    if isinstance(value, (list, dict)): raise ValueError(f"expected one label, found {_kind(value)} (several labels per text: --task multilabel)")
     return str(value).strip()
 
 def read_table(path:str|Path,         # a `.csv`, `.tsv` or `.jsonl` file with a header (or JSON objects)
@@ -175,13 +176,13 @@ def read_table(path:str|Path,         # a `.csv`, `.tsv` or `.jsonl` file with a
         if text is None or not text.strip(): raise DataError(f"{where(path, i, text_col)}: empty text")
         ex = dict(text=text, loc=where(path, i))
         if label_col is not None:
-            if row[label_col] is not None:          # one way of writing labels: 1, 1.0, "1" and true are not four classes
-                if first is None: first = (_kind(row[label_col]), i)
-                elif _kind(row[label_col]) != first[0]:
-                    raise DataError(f"{where(path, i, label_col)}: label {json.dumps(row[label_col])} is {_kind(row[label_col])}, but "
-                                    f"line {first[1]}'s is {first[0]}; write every label the same way")
             try: ex['label'] = parse_label(row[label_col])
             except ValueError as e: raise DataError(f"{where(path, i, label_col)}: {e}") from None
+            kind = _kind(row[label_col]).replace('a list', 'a string')    # one way of writing labels: 1, 1.0, "1" and true are not four classes
+            if first is None: first = (kind, i)
+            elif kind != first[0]:
+                raise DataError(f"{where(path, i, label_col)}: label {json.dumps(row[label_col])} is {kind}, but "
+                                f"line {first[1]}'s is {first[0]}; write every label the same way")
         rows.append(ex)
     if not rows: raise DataError(f"{path}: no rows found (expected a header line and one example per line)")
     return Dataset.from_list(rows)

@@ -75,6 +75,7 @@ class TrainConfig:
             if not getattr(self, name) > 0: _bad(name, f"must be positive, not {getattr(self, name)}")
         if not 0 <= self.warmup < 1: _bad('warmup', f"must be in [0, 1), not {self.warmup}")
         if self.report_examples < 0: _bad('report_examples', f"must be 0 or more, not {self.report_examples}")
+        check_encoding(self.encoding, 'encoding')
         resolve_precision(self.precision)
         self.robust_callbacks()                        # the callbacks' own checks of adv, eps, steps, rdrop, smoothing
         cls = Task.registry[self.task]

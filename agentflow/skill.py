@@ -18,8 +18,8 @@ from .adapters import *
 import agentflow, agentflow.multimodal       # the multimodal task kind registers itself
 
 # %% auto #0
-__all__ = ['SKILL_FILE', 'TEXTS_FILE', 'MAX_LENGTH_LIMIT', 'Skill', 'check_model_path', 'load_tokenizer', 'default_lr',
-           'skill_files', 'check_skill']
+__all__ = ['SKILL_FILE', 'TEXTS_FILE', 'MAX_LENGTH_LIMIT', 'Skill', 'check_model_path', 'max_positions', 'load_tokenizer',
+           'default_lr', 'skill_files', 'check_skill']
 
 # %% ../nbs/04a_skill.ipynb #3629e291
 _OWN = ('lora_', 'ia3_', 'prompt_encoder', 'modules_to_save')   # parameter names of a PEFT adapter and of the head it saves
@@ -45,6 +45,10 @@ class Skill:
         check_model_path(backbone)
         tokenizer = load_tokenizer(backbone)
         model = task.head(backbone)
+        limit = max_positions(model.config, tokenizer)
+        if limit and max_length > limit:
+            raise ConfigError(f"max_length {max_length} is more than the backbone takes ({limit} positions; longer texts are cut into "
+                              f"overlapping windows anyway)")
         if peft == 'none': freeze(model, train)
         else:
             with warnings.catch_warnings():
@@ -70,6 +74,12 @@ def check_model_path(name_or_path:str):
     p = Path(name_or_path)
     if p.is_dir() and not (p/'config.json').exists():
         raise ModelError(f"{p}: no model in this folder (expected config.json, weights and tokenizer files, or a Hugging Face model name)")
+
+def max_positions(config, tokenizer=None) -> int|None:
+    "The most tokens the backbone takes in one window: its position table, or its tokenizer's limit where smaller"
+    known = [getattr(config, 'max_position_embeddings', None), getattr(tokenizer, 'model_max_length', None)]
+    known = [n for n in known if isinstance(n, int) and 0 < n < 1_000_000]     # tokenizers without a limit say 1e30
+    return min(known) if known else None
 
 def load_tokenizer(name_or_path:str, **kwargs):
     "A fast tokenizer for `name_or_path`, with a clear error when there is none"
@@ -232,5 +242,8 @@ def predict(self:Skill, texts:str|dict|list, # a text, or a list of texts (token
     "Predict raw texts: the task's answer for each (entities with offsets and every word's tag; labels with probabilities)"
     if isinstance(texts, (str, dict)): texts = [texts]
     if not len(texts): return []                 # nothing to tokenise
+    for i, t in enumerate(texts):
+        if (isinstance(t, str) and not t.strip()) or (isinstance(t, (list, tuple)) and not t):
+            raise DataError(f"text {i + 1}: empty, nothing to predict (a text needs at least one word)")
     cols, contexts = self.task.inputs(list(texts), pretokenized)
     return [self.task.prediction(t, o, c) for t, o, c in zip(texts, self.outputs(cols, bs, precision), contexts)]

@@ -17,6 +17,7 @@ from sklearn.metrics import f1_score, accuracy_score, precision_recall_fscore_su
 from datasets import Dataset, DatasetDict
 from .core import *
 from .data import *
+from .data import _check_file
 from .processors import *
 
 # %% auto #0
@@ -113,9 +114,8 @@ def load_files(cls:Task, train, valid=None, test=None, holdout:float=0.1, seed:i
 
 def input_lines(path:str|Path, encoding:str='utf-8') -> list[str]:
     "The non-empty lines of a file: what `agentflow predict --file` predicts, one text per line"
-    path = Path(path)
-    if not path.exists(): raise DataError(f"{path}: no such file")
-    try: return [l for l in path.read_text(encoding=encoding).splitlines() if l.strip()]
+    path = _check_file(path)
+    try: return [l for l in path.read_bytes().decode(encoding).removeprefix('\ufeff').splitlines() if l.strip()]
     except UnicodeDecodeError: raise DataError(f"{path}: not valid {encoding} text; pass --encoding") from None
 
 @patch

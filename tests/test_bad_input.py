@@ -50,6 +50,27 @@ def test_bad_arguments_are_one_line(tmp_path, good):
     one_line_error(run_cli('train', '--train', good, '--out', tmp_path/'o', '--columns', 'a,b'), '--columns')
     one_line_error(run_cli('train', '--train', good), '--out')
     one_line_error(run_cli('predict', tmp_path), 'not a saved skill')
+    for opts, needle in ((['--encoding', 'nosuch'], "unknown text encoding 'nosuch'"), (['--bs', 0], 'bs: must be a whole number of at least 1'),
+                         (['--r', 0], 'r: must be'), (['--lr', -1], 'lr: must be positive'), (['--warmup', 3], 'warmup: must be in [0, 1)'),
+                         (['--max-train', 0], 'max_train: must be at least 1'),
+                         (['--max-length', 100000], 'max_length 100000 is more than the backbone takes (512 positions')):
+        one_line_error(run_cli('train', '--train', good, '--valid', good, '--out', tmp_path/'o', *opts), needle)
+    assert not (tmp_path/'o').exists()
+
+def test_bad_predict_inputs_are_one_line(ner_skill, tmp_path):
+    one_line_error(run_cli('predict', ner_skill, '   '), 'text 1: empty, nothing to predict')
+    one_line_error(run_cli('predict', ner_skill, '--file', tmp_path), str(tmp_path), 'is a folder, expected a file')
+    one_line_error(run_cli('predict', ner_skill, '--file', tmp_path/'x.txt', '--encoding', 'nosuch'), "unknown text encoding 'nosuch'")
+
+def test_training_file_from_a_pipe_and_a_long_text(tmp_path, good):
+    import subprocess
+    from conftest import AGENTFLOW
+    r = subprocess.run(f"cat {good} | {AGENTFLOW} train --train /dev/stdin --valid {good} --epochs 1 --out {tmp_path/'piped'}", shell=True, capture_output=True, text=True)
+    assert r.returncode == 0 and (tmp_path/'piped'/'skill.json').exists(), r.stderr
+    rows = ''.join(f'{"word " * 30_000 if i == 0 else f"short text {i}"}\t{"pos" if i % 2 else "neg"}\n' for i in range(12))
+    (tmp_path/'long.tsv').write_text('text\tlabel\n' + rows)          # a 150 KB field: over csv's usual limit
+    r = run_cli('train', '--task', 'classify', '--train', tmp_path/'long.tsv', '--epochs', 1, '--out', tmp_path/'long')
+    assert r.returncode == 0, r.stderr
 
 def test_failed_run_keeps_the_earlier_skill(ner_skill, tmp_path, good):
     out = tmp_path/'skill'
