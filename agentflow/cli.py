@@ -4,7 +4,7 @@
 
 # %% ../nbs/14_cli.ipynb #9e125fed
 from __future__ import annotations
-import argparse, json, os, sys, time
+import argparse, json, os, sys, threading, time
 from pathlib import Path
 from .core import *
 from .data import *
@@ -401,12 +401,36 @@ COMMANDS = dict(demo=cmd_demo, train=cmd_train, evaluate=cmd_evaluate, predict=c
                 docs=cmd_docs, agent=cmd_agent, serve=cmd_serve, run=cmd_run, status=cmd_status,
                 rollback=cmd_rollback)
 
+def _write_failure(e:BaseException) -> str|None:
+    "One line for an error writing a file (a full disk, a file-size limit, a read-only or forbidden place), else None"
+    import errno, re
+    code = getattr(e, 'errno', None)
+    m = re.search(r'No space left|StorageFull|File too large|FileTooLarge|code: (28|27)\b', str(e))   # also safetensors' Rust errors
+    where_ = f"{e.filename}: " if getattr(e, 'filename', None) else ''
+    if code in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG) or m:
+        return f"{where_}the disk is full (or a file-size limit was reached) while writing; what was saved before is intact"
+    if code in (errno.EROFS, errno.EACCES, errno.EPERM): return f"{where_}cannot write here ({e.strerror})"
+    return None
+
+class _Terminated(KeyboardInterrupt): "SIGTERM, handled as Ctrl-C is"
+
+def _terminate(signum, frame): raise _Terminated()
+
 def main(argv:list[str]|None=None) -> int:
     "Entry point of the `agentflow` command"
+    import signal
     os.environ.setdefault('TOKENIZERS_PARALLELISM', 'false')
     a = parser().parse_args(argv)
+    if threading.current_thread() is threading.main_thread(): signal.signal(signal.SIGTERM, _terminate)
     try: return COMMANDS[a.command](a)
     except AgentflowError as e:
         print(f"agentflow: error: {e}", file=sys.stderr); return 2
-    except KeyboardInterrupt:
-        print("agentflow: interrupted; what was saved before is intact (train --resume continues)", file=sys.stderr); return 130
+    except KeyboardInterrupt as e:
+        ckpt = Path(getattr(a, 'out', None) or '.')/'checkpoints'
+        resume = (f"the last finished epoch is kept in {ckpt}: run the same command with --resume to continue"
+                  if a.command == 'train' and (ckpt/'last.safetensors').exists() else "what was saved before is intact")
+        print(f"agentflow: {'terminated' if isinstance(e, _Terminated) else 'interrupted'}; {resume}", file=sys.stderr)
+        return 143 if isinstance(e, _Terminated) else 130
+    except Exception as e:
+        if (msg := _write_failure(e)) is None: raise
+        print(f"agentflow: error: {msg}", file=sys.stderr); return 2

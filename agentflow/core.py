@@ -4,16 +4,17 @@
 
 # %% ../nbs/00_core.ipynb #8ee06247
 from __future__ import annotations
-import os, re, random, shutil, tempfile, importlib.util, json, warnings
+import errno, os, re, random, shutil, tempfile, importlib.util, json, warnings
 from contextlib import contextmanager
 from pathlib import Path
 import numpy as np
 import torch
 
 # %% auto #0
-__all__ = ['PRECISIONS', 'AgentflowError', 'DataError', 'ConfigError', 'ModelError', 'where', 'check_encoding', 'set_seed',
-           'default_device', 'fast_bf16', 'set_threads', 'resolve_precision', 'quiet_transformers', 'atomic_write',
-           'atomic_dir', 'save_json', 'package_dir', 'default_backbone', 'local_model', 'is_head', 'peak_rss_mb']
+__all__ = ['PRECISIONS', 'AgentflowError', 'DataError', 'ConfigError', 'ModelError', 'TrainingError', 'OutputError', 'where',
+           'check_encoding', 'set_seed', 'default_device', 'fast_bf16', 'set_threads', 'resolve_precision',
+           'quiet_transformers', 'atomic_write', 'exchange', 'atomic_dir', 'write_lock', 'check_writable', 'save_json',
+           'package_dir', 'default_backbone', 'local_model', 'is_head', 'peak_rss_mb']
 
 # %% ../nbs/00_core.ipynb #4aa7604b
 class AgentflowError(Exception):
@@ -27,6 +28,12 @@ class ConfigError(AgentflowError, ValueError):
 
 class ModelError(AgentflowError, OSError):
     "A backbone or a saved skill cannot be loaded"
+
+class TrainingError(AgentflowError, ArithmeticError):
+    "Training cannot go on: the loss is no longer a number, say; nothing is saved"
+
+class OutputError(AgentflowError, OSError):
+    "A destination cannot be written: read-only, full, or being written by another run"
 
 # %% ../nbs/00_core.ipynb #72bb8db8
 def where(path, line:int|None=None, col:str|int|None=None) -> str:
@@ -103,20 +110,66 @@ def atomic_write(path:str|Path, mode:str='w', **kwargs):
     except BaseException:
         Path(tmp).unlink(missing_ok=True); raise
 
+def exchange(a:str|Path, b:str|Path) -> bool:
+    "Swap paths `a` and `b` in one step (Linux `renameat2(RENAME_EXCHANGE)`); False where the system cannot"
+    import ctypes
+    try: fn = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError): return False
+    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    if fn(-100, os.fsencode(str(a)), -100, os.fsencode(str(b)), 2) == 0: return True     # AT_FDCWD, RENAME_EXCHANGE
+    err = ctypes.get_errno()
+    if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP): return False                # this file system cannot swap
+    raise OSError(err, os.strerror(err), str(b))
+
 @contextmanager
 def atomic_dir(path:str|Path):
-    "Yield a temporary folder that replaces `path` only if the block succeeds"
+    "Yield a temporary folder that replaces `path` only if the block succeeds; `path` is never missing meanwhile"
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    old = path.with_name(f'.{path.name}.old')
+    if old.exists() and not path.exists(): old.rename(path)         # an earlier swap was interrupted between its moves
     tmp = Path(tempfile.mkdtemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent))
     try:
         yield tmp
-        old = None
-        if path.exists():
-            old = path.with_name(f'.{path.name}.old'); shutil.rmtree(old, ignore_errors=True); path.rename(old)
-        tmp.rename(path)
-        if old is not None: shutil.rmtree(old, ignore_errors=True)
+        if path.exists() and exchange(tmp, path): shutil.rmtree(tmp, ignore_errors=True)   # tmp now holds the old folder
+        else:
+            if path.exists(): shutil.rmtree(old, ignore_errors=True); path.rename(old)
+            tmp.rename(path)
+            shutil.rmtree(old, ignore_errors=True)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True); raise
+
+def _lock_file(path:Path) -> Path: return path.with_name(f'.{path.name}.lock')
+
+@contextmanager
+def write_lock(path:str|Path, what:str='--out'):
+    "Hold the only right to write `path` inside the block; a second writer is refused at once, naming the first's process"
+    import fcntl
+    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    lock = _lock_file(path)
+    while True:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        try: fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            pid = os.read(fd, 32).decode(errors='replace').strip() or '?'; os.close(fd)
+            raise OutputError(f"{path}: another agentflow run (process {pid}) is writing this {what}; wait for it, or choose another") from None
+        if os.path.exists(lock) and os.stat(lock).st_ino == os.fstat(fd).st_ino: break   # still the lock file's inode
+        os.close(fd)
+    try:
+        os.ftruncate(fd, 0); os.write(fd, str(os.getpid()).encode())
+        for stale in path.parent.glob(f'.{path.name}.*.tmp'): shutil.rmtree(stale, ignore_errors=True)   # a killed run's leftovers
+        yield path
+    finally:
+        lock.unlink(missing_ok=True); os.close(fd)
+
+def check_writable(path:str|Path, need_mb:float=64):
+    "Refuse, before any work, a destination whose folder cannot be written or has less than `need_mb` MB free"
+    path = Path(path); parent = path if path.is_dir() else path.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=parent, prefix=f'.{path.name}.probe.') as f: f.write(b'agentflow'); f.flush(); os.fsync(f.fileno())
+    except OSError as e: raise OutputError(f"{path}: cannot write here ({e.strerror or e})") from None
+    free = shutil.disk_usage(parent).free / 2**20
+    if free < need_mb: raise OutputError(f"{path}: only {free:.0f} MB free on its disk; a skill needs about {need_mb:.0f} MB")
 
 def save_json(obj, path:str|Path):
     "Write `obj` as indented JSON to `path`, atomically"

@@ -113,6 +113,16 @@ def _read_text(path:Path, encoding:str) -> str:
                         f"(a binary file, or UTF-16 text read as {encoding}?)")
     return text
 
+def _unquote(row:list) -> list:
+    "A TSV row's fields, a field written wholly in quotes unquoted (a quote anywhere else is a character of the text)"
+    return [f[1:-1].replace('""', '"') if len(f) > 1 and f[0] == f[-1] == '"' else f for f in row]
+
+class _Lines:
+    "A TSV reader: one row per line (quotes do not join lines), counting lines as `csv.reader` does"
+    def __init__(self, rows): self.rows, self.line_num = rows, 0
+    def __iter__(self): return self
+    def __next__(self): row = next(self.rows); self.line_num += 1; return row
+
 def _table_rows(path:Path, encoding:str):
     "Yield `(line_number, row_dict)` from a CSV, TSV or JSON-lines file: strict quoting, one field per header column"
     suffix, text = path.suffix.lower(), _read_text(path, encoding)
@@ -125,7 +135,9 @@ def _table_rows(path:Path, encoding:str):
             yield i, row
         return
     delim = '\t' if suffix in ('.tsv', '.tab') else ','
-    reader, end = csv.reader(io.StringIO(text, newline=''), delimiter=delim, strict=True), 0
+    if delim == ',': reader = csv.reader(io.StringIO(text, newline=''), strict=True)              # RFC 4180: quotes quote
+    else: reader = map(_unquote, csv.reader(io.StringIO(text, newline=''), delimiter='\t', quoting=csv.QUOTE_NONE))
+    reader, end = _Lines(reader) if delim != ',' else reader, 0
     try:
         header = next(reader, None)
         if header is None: return

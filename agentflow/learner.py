@@ -17,14 +17,14 @@ from .skill import *
 from .callback import *
 
 # %% auto #0
-__all__ = ['Learner', 'Recorder', 'ProgressBar', 'param_groups', 'make_optimizer', 'make_accelerator']
+__all__ = ['Learner', 'Recorder', 'ProgressBar', 'FiniteLoss', 'param_groups', 'make_optimizer', 'make_accelerator']
 
 # %% ../nbs/05a_learner.ipynb #d62ff732
 class Learner:
     "Train, evaluate and predict with a `Skill` on `DataLoaders`"
     def __init__(self, skill:Skill,            # the skill to train
                  dls:DataLoaders,              # its data
-                 cbs:list|None=None,           # callbacks besides the default `Recorder` and `ProgressBar`
+                 cbs:list|None=None,           # callbacks besides the default `Recorder`, `FiniteLoss` and `ProgressBar`
                  lr:float|None=None,           # peak learning rate (default: `default_lr` of the skill's adapter)
                  wd:float=0.01,                # weight decay of weight matrices
                  warmup:float=0.1,             # fraction of the steps spent warming up from 0 to `lr`
@@ -43,7 +43,7 @@ class Learner:
         self.grad_accum, self.epoch, self.start_epoch, self.n_epoch = 1, 0, 0, 0
         self.own_precision = False             # True while a callback runs the model in its own precision
         self.cbs = []
-        self.add_cbs([Recorder()] + ([] if quiet else [ProgressBar()]) + self._speed_kit() + list(cbs or []))
+        self.add_cbs([Recorder(), FiniteLoss()] + ([] if quiet else [ProgressBar()]) + self._speed_kit() + list(cbs or []))
         self('after_create')
 
     def _speed_kit(self) -> list:
@@ -249,6 +249,27 @@ class ProgressBar(Callback):
 def log_line(self:Learner, msg:str):
     "Report `msg` through the learner's `log`, unless it is quiet"
     if not self.quiet: self.log(msg)
+
+# %% ../nbs/05a_learner.ipynb #4acceb26
+class FiniteLoss(Callback):
+    "Stop the fit, naming epoch and batch, at the first training loss that is not a finite number"
+    run_after = Recorder
+    every = 20                                   # batches between looks on an accelerator
+    def before_epoch(self): self.first = None
+    def after_backward(self):
+        loss = self.learn.loss.detach()
+        if loss.device.type == 'cpu':
+            if not torch.isfinite(loss).all(): self._stop(self.learn.iter, loss)
+            return
+        bad = ~torch.isfinite(loss).all()
+        if self.first is None: self.first = torch.full((), -1, device=loss.device)
+        self.first = torch.where(bad & (self.first < 0), self.learn.iter, self.first)
+        if (self.learn.iter + 1) % self.every == 0: self.after_train()
+    def after_train(self):
+        if self.first is not None and (i := int(self.first)) >= 0: self._stop(i, float('nan'))
+    def _stop(self, i:int, loss):
+        raise TrainingError(f"epoch {self.learn.epoch + 1}, batch {i + 1}: the training loss is {float(loss)}, no longer a number; "
+                            f"nothing was saved (lower the learning rate, now {self.learn.lr:g}, or look at that batch's examples)")
 
 # %% ../nbs/05a_learner.ipynb #045b54b2
 def param_groups(model, lr:float, wd:float=0.01, head_lr_mult:float=10.) -> list[dict]:

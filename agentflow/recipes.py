@@ -4,7 +4,7 @@
 
 # %% ../nbs/10_recipes.ipynb #7ec10004
 from __future__ import annotations
-import html, inspect
+import html, inspect, shutil
 import numpy as np
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -132,14 +132,8 @@ def domain_sample(task:Task, ds, n:int=1000, seed:int=0) -> list[str]:
     idx = np.random.default_rng(seed).permutation(len(ds))[:n]
     return [task.text_of(ds[int(i)]) for i in sorted(idx)]
 
-def train_skill(cfg:TrainConfig,   # what to train, on which files, and how
-                log=print,          # where progress lines go
-                cbs:list=()         # more callbacks for the `Learner` (a search's pruning, say)
-               ) -> dict:          # what metrics.json holds: valid (and test) scores, and the training run
-    "Fine-tune a skill on files and save it with `metrics.json`, `report.html` and `texts.json` (`domain_sample`) in `cfg.out`"
-    if cfg.out is None: _bad('out', 'give the folder to write the skill into')
-    out = Path(cfg.out); check_out(out)
-    if cfg.resume: check_checkpoints(out/'checkpoints')
+def _train(cfg:TrainConfig, out:Path, log, cbs) -> dict:
+    "`train_skill`'s work, inside its lock on `out`"
     robust = cfg.robust_callbacks()
     cls = Task.registry[cfg.task]
     if isinstance(cfg.train, DatasetDict): dsd = DatasetDict(cfg.train)      # already read (a built-in corpus)
@@ -177,6 +171,23 @@ def train_skill(cfg:TrainConfig,   # what to train, on which files, and how
         save_json(domain_sample(task, dsd['train'], seed=cfg.seed), tmp/TEXTS_FILE)
         (tmp/'report.html').write_text(skill_report(skill, metrics, rec, skill.predict(examples)))
     return metrics
+def train_skill(cfg:TrainConfig,   # what to train, on which files, and how
+                log=print,          # where progress lines go
+                cbs:list=()         # more callbacks for the `Learner` (a search's pruning, say)
+               ) -> dict:          # what metrics.json holds: valid (and test) scores, and the training run
+    "Fine-tune a skill on files and save it with `metrics.json`, `report.html` and `texts.json` (`domain_sample`) in `cfg.out`"
+    if cfg.out is None: _bad('out', 'give the folder to write the skill into')
+    out = Path(cfg.out); check_out(out)
+    if cfg.resume: check_checkpoints(out/'checkpoints')
+    check_writable(out)                # read-only or full: found now, not after an epoch
+    with write_lock(out):               # one run at a time per --out; a killed run's temporary folders swept
+        try: return _train(cfg, out, log, cbs)
+        except BaseException:
+            ck = out/'checkpoints'           # kept only when it holds an epoch to resume from
+            if ck.is_dir() and not (ck/'last.safetensors').exists(): shutil.rmtree(ck, ignore_errors=True)
+            if out.is_dir() and not any(out.iterdir()): out.rmdir()
+            raise
+
 
 # %% ../nbs/10_recipes.ipynb #7ec10015
 DEMO = dict(quick=dict(epochs=5, lr=1e-3), full=dict(epochs=12, lr=1e-3))

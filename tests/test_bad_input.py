@@ -105,8 +105,8 @@ def test_ner_file_with_only_o_tags_is_refused(tmp_path):
     one_line_error(run_cli('train', '--train', tmp_path/'o.txt', '--out', tmp_path/'out'), 'o.txt', "every example has tag 'O'", 'not only O')
 
 def test_bom_and_quoted_newlines_are_read(tmp_path):
-    rows = ''.join(f'"good\nday {i}"\tpos\n"bad\nday {i}"\tneg\n' for i in range(20))
-    (tmp_path/'bom.tsv').write_text('\ufefftext\tlabel\n' + rows)
-    r = run_cli('train', '--task', 'classify', '--train', tmp_path/'bom.tsv', '--epochs', 1, '--out', tmp_path/'out')
+    rows = ''.join(f'"good\nday {i}",pos\n"bad, ""sad""\nday {i}",neg\n' for i in range(20))
+    (tmp_path/'bom.csv').write_text('\ufefftext,label\n' + rows)
+    r = run_cli('train', '--task', 'classify', '--train', tmp_path/'bom.csv', '--epochs', 1, '--out', tmp_path/'out')
     assert r.returncode == 0, r.stderr
     assert 'train 36' in r.stderr or 'of 40 training examples' in r.stderr, r.stderr
