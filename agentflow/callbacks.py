@@ -141,7 +141,7 @@ class SaveBest(Callback):
         vals = self.learn.recorder.values(mon)
         if _best_epoch(vals, mon) == len(vals) - 1:
             self.best = dict(epoch=self.learn.epoch, value=vals[-1], state=trainable_state(self.learn.model))
-            if self._file(): save_state(self._file(), self.best)
+            if self._file() and self.learn.accelerator.is_main_process: save_state(self._file(), self.best)
     def after_fit(self):
         if self.best is None and self._file() and self._file().exists(): self.best = load_state(self._file())
         if self.best is not None:
@@ -169,4 +169,5 @@ class Checkpoint(Callback):
         st = dict(epoch=self.learn.epoch, model=trainable_state(self.learn.model), opt=self.learn.opt.state_dict(),
                   sched=self.learn.sched.state_dict(), recorder=self.learn.recorder.state(),
                   rng=dict(python=random.getstate(), numpy=np.random.get_state(), torch=torch.get_rng_state()))
-        save_state(self._file(), st)
+        if self.learn.accelerator.is_main_process: save_state(self._file(), st)   # one writer among several processes
+        self.learn.accelerator.wait_for_everyone()

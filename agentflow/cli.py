@@ -34,7 +34,25 @@ def _kind_flags(a, cls) -> tuple[dict, dict]:
                 raise ConfigError(f"{flag} is not a flag of a {cls.kind} task (it takes: {', '.join(cls.cli_options) or 'none'})")
     return cls.from_cli(a)
 
+def _launch(a) -> int:
+    "Hand `agentflow train` over to `accelerate launch` with `--processes` processes (DDP: NCCL on GPUs, gloo on CPUs)"
+    import shutil, subprocess, torch
+    argv, skip = [], False
+    for t in a.argv:                                   # the same command, without --processes
+        if skip: skip = False; continue
+        if t == '--processes': skip = True; continue
+        if not t.startswith('--processes='): argv.append(t)
+    launcher = [shutil.which('accelerate')] if shutil.which('accelerate') else [sys.executable, '-m', 'accelerate.commands.launch']
+    cmd = [*launcher, 'launch', '--multi_gpu', '--num_processes', str(a.processes), '--num_machines', '1',
+           '--mixed_precision', 'no', '--dynamo_backend', 'no', '-m', 'agentflow.cli', *argv]
+    if launcher[0] == sys.executable: cmd.remove('launch')
+    threads = max(1, (os.cpu_count() or 1) // a.processes) if not torch.cuda.is_available() else 1
+    env = {**os.environ, 'OMP_NUM_THREADS': os.environ.get('OMP_NUM_THREADS', str(threads))}
+    return subprocess.run(cmd, env=env).returncode
+
 def cmd_train(a) -> int:
+    if a.processes < 1: raise ConfigError(f"--processes: must be at least 1, not {a.processes}")
+    if a.processes > 1 and process_count() == 1: return _launch(a)
     read, task_args = _kind_flags(a, Task.registry[a.task])
     cfg = TrainConfig(train=a.train, out=a.out, task=a.task, valid=a.valid, test=a.test, read=read, task_args=task_args,
                       encoding=a.encoding, model=a.model, peft=a.peft, train_layers=_train_layers(a.train_layers), r=a.r,
@@ -43,6 +61,7 @@ def cmd_train(a) -> int:
                       precision='bf16' if a.bf16 else a.precision, max_train=a.max_train, resume=a.resume, adv=a.adv,
                       adv_eps=a.adv_eps, pgd_alpha=a.pgd_alpha, pgd_steps=a.pgd_steps, rdrop=a.rdrop, label_smoothing=a.label_smoothing)
     metrics = train_skill(cfg, log=_log)
+    if process_rank() > 0: return 0                    # several processes: the main one reports
     split = 'test' if 'test' in metrics else 'valid'
     print(f"{split}: {Task.registry[a.task].summary(metrics[split])}")
     print(f"saved the skill, metrics.json and report.html in {a.out}")
@@ -312,6 +331,7 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument('--bf16', action='store_true', help='the same as --precision bf16')
     t.add_argument('--max-train', type=int, default=None)
     t.add_argument('--resume', action='store_true', help='continue an interrupted run from DIR/checkpoints')
+    t.add_argument('--processes', type=int, default=1, help='train with N processes (accelerate launch: DDP over GPUs, or CPU processes); --bs is per process')
     t.add_argument('--adv', choices=['fgm', 'pgd'], default=None, help='adversarial training on the embedding outputs')
     t.add_argument('--adv-eps', type=float, default=1.0, help='FGM/PGD radius per example (word vectors have norm ~1)')
     t.add_argument('--pgd-alpha', type=float, default=0.3); t.add_argument('--pgd-steps', type=int, default=3)
@@ -421,6 +441,7 @@ def main(argv:list[str]|None=None) -> int:
     import signal
     os.environ.setdefault('TOKENIZERS_PARALLELISM', 'false')
     a = parser().parse_args(argv)
+    a.argv = list(map(str, argv if argv is not None else sys.argv[1:]))
     if threading.current_thread() is threading.main_thread(): signal.signal(signal.SIGTERM, _terminate)
     try: return COMMANDS[a.command](a)
     except AgentflowError as e:
@@ -434,3 +455,5 @@ def main(argv:list[str]|None=None) -> int:
     except Exception as e:
         if (msg := _write_failure(e)) is None: raise
         print(f"agentflow: error: {msg}", file=sys.stderr); return 2
+
+if __name__ == '__main__' and '__file__' in globals(): sys.exit(main())   # python -m agentflow.cli (what accelerate launch runs)

@@ -12,9 +12,9 @@ import torch
 
 # %% auto #0
 __all__ = ['PRECISIONS', 'AgentflowError', 'DataError', 'ConfigError', 'ModelError', 'TrainingError', 'OutputError', 'where',
-           'check_encoding', 'set_seed', 'default_device', 'fast_bf16', 'set_threads', 'resolve_precision',
-           'quiet_transformers', 'atomic_write', 'exchange', 'atomic_dir', 'write_lock', 'check_writable', 'save_json',
-           'package_dir', 'default_backbone', 'local_model', 'is_head', 'peak_rss_mb']
+           'process_rank', 'process_count', 'check_encoding', 'set_seed', 'default_device', 'fast_bf16', 'set_threads',
+           'resolve_precision', 'quiet_transformers', 'atomic_write', 'exchange', 'atomic_dir', 'write_lock',
+           'check_writable', 'save_json', 'package_dir', 'default_backbone', 'local_model', 'is_head', 'peak_rss_mb']
 
 # %% ../nbs/00_core.ipynb #4aa7604b
 class AgentflowError(Exception):
@@ -42,6 +42,14 @@ def where(path, line:int|None=None, col:str|int|None=None) -> str:
     if line is not None: s += f":{line}"
     if col is not None: s += f" (column {col})"
     return s
+
+def process_rank() -> int:
+    "This process's rank in a multi-process run (`accelerate launch`, torchrun): 0 alone"
+    return int(os.environ.get('RANK', 0))
+
+def process_count() -> int:
+    "How many processes train together (1 alone)"
+    return int(os.environ.get('WORLD_SIZE', 1))
 
 def check_encoding(name:str, what:str='--encoding') -> str:
     "`name` if Python knows the text encoding, else a `ConfigError` saying what is expected"

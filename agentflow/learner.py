@@ -52,7 +52,10 @@ class Learner:
         return speed_callbacks(self.mixed_precision)
 
     @property
-    def model(self): return self.skill.model
+    def model(self):
+        "The skill's model, without the `DistributedDataParallel` wrapper that several processes add (callbacks reach inside it)"
+        m = self.skill.model
+        return m.module if isinstance(m, torch.nn.parallel.DistributedDataParallel) else m
     @property
     def task(self): return self.skill.task
     @property
@@ -151,6 +154,8 @@ def fit(self:Learner, n_epoch:int,             # the number of epochs
     self.n_epoch, self.resume, self.start_epoch, self.metrics = n_epoch, resume, 0, {}
     with self.prepared_model():
         self.opt = self.accelerator.prepare_optimizer(make_optimizer(self.model, self.lr, self.wd, self.head_lr_mult))
+        if self.accelerator.num_processes > 1:      # each process trains on its part of every global batch
+            self.dls.train.batch_sampler.set_shard(self.accelerator.process_index, self.accelerator.num_processes)
         steps = n_epoch * math.ceil(len(self.dls.train) / self.grad_accum)
         self.sched = get_scheduler(self.schedule if self.schedule != 'constant' else 'constant_with_warmup', self.opt,
                                    num_warmup_steps=int(self.warmup * steps), num_training_steps=steps)
@@ -199,7 +204,10 @@ class Recorder(Callback):
     def after_batch(self): self.train_samples += len(self.learn.batch['idx'])
     def after_train(self):
         self.train_seconds += time.perf_counter() - self._t0
-        epoch_losses = torch.stack(self._epoch_losses).float().cpu().tolist() if self._epoch_losses else []
+        epoch_losses = torch.stack(self._epoch_losses).float() if self._epoch_losses else None
+        if epoch_losses is not None and self.learn.accelerator.num_processes > 1:   # every process's part of each global batch
+            epoch_losses = self.learn.accelerator.reduce(epoch_losses, 'mean')
+        epoch_losses = epoch_losses.cpu().tolist() if epoch_losses is not None else []
         self.losses += epoch_losses
         self._row = dict(epoch=self.learn.epoch, train_loss=float(np.mean(epoch_losses)) if epoch_losses else float('nan'))
     def after_epoch(self):
@@ -234,7 +242,8 @@ class ProgressBar(Callback):
     run_after = Recorder
     def before_epoch(self):
         from tqdm.auto import tqdm
-        self.bar = tqdm(total=self.learn.n_iter, desc=f'epoch {self.learn.epoch + 1}/{self.learn.n_epoch}', leave=False, disable=None)
+        self.bar = tqdm(total=self.learn.n_iter, desc=f'epoch {self.learn.epoch + 1}/{self.learn.n_epoch}', leave=False,
+                        disable=None if self.learn.accelerator.is_main_process else True)
     def after_batch(self):
         self.bar.update(1)
         if self.learn.iter % 20 == 0 and 'loss' in self.learn.__dict__: self.bar.set_postfix(loss=f'{self.learn.loss.item():.4f}')
@@ -247,8 +256,8 @@ class ProgressBar(Callback):
 
 @patch
 def log_line(self:Learner, msg:str):
-    "Report `msg` through the learner's `log`, unless it is quiet"
-    if not self.quiet: self.log(msg)
+    "Report `msg` through the learner's `log`, unless it is quiet (or not the main one of several processes)"
+    if not self.quiet and self.accelerator.is_main_process: self.log(msg)
 
 # %% ../nbs/05a_learner.ipynb #4acceb26
 class FiniteLoss(Callback):
@@ -294,4 +303,5 @@ def make_accelerator(mixed_precision:str='no', cpu:bool=False) -> Accelerator:
     from accelerate.state import AcceleratorState
     if AcceleratorState._shared_state and str(AcceleratorState().mixed_precision) != mixed_precision:
         AcceleratorState._reset_state(reset_partial_state=False)
+    if process_count() > 1 and not torch.cuda.is_available(): cpu = True     # several CPU processes: DDP over gloo
     return Accelerator(mixed_precision=mixed_precision, cpu=cpu)

@@ -195,11 +195,19 @@ class Collator:
 class LengthGroupedSampler:
     "Batches of windows of similar length, in a new random order each epoch"
     def __init__(self, lengths, bs:int, shuffle:bool=True, seed:int=0, mega:int=50):
-        store_attr(); self.epoch = 0
+        store_attr(); self.epoch, self.shards, self.shard = 0, 1, 0
     def set_epoch(self, epoch:int): self.epoch = epoch
-    def __len__(self): return math.ceil(len(self.lengths) / self.bs)
+    def set_shard(self, shard:int, shards:int):
+        "Process `shard` of `shards`: each global batch of `bs * shards` windows is cut into `shards` batches of `bs`"
+        self.shard, self.shards = shard, shards
+    def __len__(self): return math.ceil(len(self.lengths) / (self.bs * self.shards))
     def __iter__(self):
-        lengths, bs = np.asarray(self.lengths), self.bs
+        if self.shards == 1: yield from self._batches(self.bs); return
+        for b in self._batches(self.bs * self.shards):          # the same global batches in every process (same seed)
+            part = b[self.shard * self.bs:(self.shard + 1) * self.bs]
+            yield part or b[-1:]                                   # a short last batch: every process still steps
+    def _batches(self, bs:int):
+        lengths = np.asarray(self.lengths)
         if not self.shuffle:
             order = np.argsort(-lengths, kind='stable')
             yield from (order[i:i+bs].tolist() for i in range(0, len(order), bs)); return

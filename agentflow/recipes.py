@@ -165,12 +165,15 @@ def _train(cfg:TrainConfig, out:Path, log, cbs) -> dict:
                                         rdrop=cfg.rdrop, label_smoothing=cfg.label_smoothing) if robust else None,
                             history=rec.history)
     examples = task.examples_of(dsd['test' if 'test' in dsd else 'valid'], cfg.report_examples)
+    if process_rank() > 0: learn.accelerator.wait_for_everyone(); return metrics
     with atomic_dir(out) as tmp:
         skill.write(tmp)
         save_json(metrics, tmp/'metrics.json')
         save_json(domain_sample(task, dsd['train'], seed=cfg.seed), tmp/TEXTS_FILE)
         (tmp/'report.html').write_text(skill_report(skill, metrics, rec, skill.predict(examples)))
+    learn.accelerator.wait_for_everyone()
     return metrics
+
 def train_skill(cfg:TrainConfig,   # what to train, on which files, and how
                 log=print,          # where progress lines go
                 cbs:list=()         # more callbacks for the `Learner` (a search's pruning, say)
@@ -179,6 +182,7 @@ def train_skill(cfg:TrainConfig,   # what to train, on which files, and how
     if cfg.out is None: _bad('out', 'give the folder to write the skill into')
     out = Path(cfg.out); check_out(out)
     if cfg.resume: check_checkpoints(out/'checkpoints')
+    if process_rank() > 0: return _train(cfg, out, lambda *a: None, cbs)   # several processes: the main one writes and reports
     check_writable(out)                # read-only or full: found now, not after an epoch
     with write_lock(out):               # one run at a time per --out; a killed run's temporary folders swept
         try: return _train(cfg, out, log, cbs)
