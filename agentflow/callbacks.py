@@ -114,6 +114,10 @@ def _pickled(path:Path):
         raise ModelError(f"{path.with_suffix('.pt')}: a pickled checkpoint, which agentflow does not read (loading it could run code); "
                          f"train again without --resume")
 
+def _short(v) -> str:
+    "A setting's value, shortened for one line"
+    s = json.dumps(v); return s if len(s) <= 60 else s[:57] + '...'
+
 def check_checkpoints(path:str|Path):
     "Refuse, before any work starts, a checkpoint folder whose files cannot be read safely (pickles, damaged states)"
     for name in ('last.safetensors', 'best.safetensors'):
@@ -159,14 +163,27 @@ class Checkpoint(Callback):
         if self.learn.resume: _pickled(f)
         if not (self.learn.resume and f.exists()): return
         st = load_state(f)
-        load_trainable_state(self.learn.model, st['model'])
+        ours = self._settings()
+        for k, v in (st.get('settings') or {}).items():       # a checkpoint of another run: say which setting differs
+            if k in ours and ours[k] != v:
+                raise ConfigError(f"{f}: the checkpoint was trained with {k} {_short(v)}, this run has {_short(ours[k])}; "
+                                  f"resume with the same settings, or train again without --resume")
+        try: load_trainable_state(self.learn.model, st['model'])
+        except (KeyError, RuntimeError) as e:
+            raise ConfigError(f"{f}: its weights do not fit this run's model ({str(e).splitlines()[0][:120]}); train again without --resume") from None
         self.learn.opt.load_state_dict(st['opt']); self.learn.sched.load_state_dict(st['sched'])
         self.learn.recorder.load_state(st['recorder'])
         random.setstate(st['rng']['python']); np.random.set_state(st['rng']['numpy']); torch.set_rng_state(st['rng']['torch'])
         self.learn.start_epoch = st['epoch'] + 1
         self.learn.log_line(f"resumed from {f} after epoch {st['epoch'] + 1}")
+    def _settings(self) -> dict:
+        "What a resumed run must share with the checkpoint's: the task, its labels, the backbone, the adapter and its size"
+        s = self.learn.skill
+        return dict(task=s.task.kind, labels=list(s.task.labels), peft=s.peft,
+                    backbone='default' if s.backbone == default_backbone() else str(s.backbone),
+                    **{k: v for k, v in s.info.items() if isinstance(v, (int, float, str, bool))})   # r, alpha, trained layers
     def after_epoch(self):
-        st = dict(epoch=self.learn.epoch, model=trainable_state(self.learn.model), opt=self.learn.opt.state_dict(),
+        st = dict(epoch=self.learn.epoch, settings=self._settings(), model=trainable_state(self.learn.model), opt=self.learn.opt.state_dict(),
                   sched=self.learn.sched.state_dict(), recorder=self.learn.recorder.state(),
                   rng=dict(python=random.getstate(), numpy=np.random.get_state(), torch=torch.get_rng_state()))
         if self.learn.accelerator.is_main_process: save_state(self._file(), st)   # one writer among several processes
