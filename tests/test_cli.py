@@ -123,7 +123,7 @@ def test_train_classify_on_tsv(tmp_path):
     for split, n in (('train', 200), ('test', 60)):
         with open(tmp_path/f'{split}.tsv', 'w') as f:
             f.write('id\ttweet\tsentiment\n')
-            for i, ex in enumerate(dsd[split].select(range(n))): f.write(f"{i}\t{ex['text'].replace(chr(9), ' ')}\t{ex['label']}\n")
+            for i, ex in enumerate(dsd[split].select(range(n))): f.write(f"{i}\t{' '.join(ex['text'].split())}\t{ex['label']}\n")
     out = tmp_path/'sentiment'
     r = run_cli('train', '--task', 'classify', '--train', tmp_path/'train.tsv', '--test', tmp_path/'test.tsv',
                 '--text-col', 'tweet', '--label-col', 'sentiment', '--epochs', 1, '--out', out)
