@@ -266,14 +266,15 @@ def skills(self:Agent):
 
 # %% ../nbs/11_agent.ipynb #c4f3aa36
 @patch
-def embed(self:Agent, texts:list[str], bs:int=64) -> np.ndarray:
+def embed(self:Agent, texts:list[str], bs:int=64,
+          precision:str='auto') -> np.ndarray:   # 'auto' (bf16 where native), 'bf16' or 'no' (fp32)
     "Mean-pooled, unit-length embeddings of `texts` by the bare backbone (no adapter): what the centroid router compares"
     enc = encode_texts(self.tokenizer, list(texts), None, self.max_length)
     out = [None] * enc.n_examples
-    with torch.inference_mode():
+    with inference(precision, self.base.device):
         for b in make_loader(enc, self.tokenizer.pad_token_id, bs, limit=self.max_length):
             h = self.backbone_outputs(b['input_ids'], b['attention_mask'], [''] * len(b['idx'])).last_hidden_state
-            gather_outputs(enc, b['idx'].tolist(), F.normalize(mean_pool(h, b['attention_mask']), dim=-1), out)
+            gather_outputs(enc, b['idx'].tolist(), F.normalize(mean_pool(h.float(), b['attention_mask']), dim=-1), out)
     return F.normalize(torch.as_tensor(np.stack(finish_outputs(enc, out))), dim=-1).numpy()
 
 @patch
@@ -299,8 +300,9 @@ class CentroidModel(nn.Module):
         self.eval()
     def forward(self, input_ids, attention_mask, **kwargs):
         h = self.agent.backbone_outputs(input_ids, attention_mask, [''] * len(input_ids)).last_hidden_state
-        e = F.normalize(mean_pool(h, attention_mask), dim=-1)
-        return SequenceClassifierOutput(logits=e @ self.centroids.T / self.temperature)
+        e = F.normalize(mean_pool(h.float(), attention_mask), dim=-1)
+        cos = (e[:, None] * self.centroids).sum(-1)     # in fp32 even under autocast (a product, not a matmul): bf16 would round it
+        return SequenceClassifierOutput(logits=cos / self.temperature)
 
 # %% ../nbs/11_agent.ipynb #56a23505
 @patch(as_prop=True)
@@ -321,12 +323,13 @@ def router(self:Agent) -> Skill:
                  self.tokenizer, self.backbone, 'none', self.max_length, dict(router='centroid'))
 
 @patch
-def route(self:Agent, texts:list[str], bs:int=64) -> list[dict]:
+def route(self:Agent, texts:list[str], bs:int=64,
+          precision:str='auto') -> list[dict]:   # 'auto' (bf16 where native), 'bf16' or 'no' (fp32)
     "For each text: the skill the router picks and its confidence, or `unsure` with the two skills it hesitated between"
     router = self.router
     texts = [t if isinstance(t, str) else ' '.join(t) for t in texts]     # lists of words: routed as their text
     names, out = router.task.labels, []
-    for p in router.task.probs(np.stack(router.outputs({'text': list(texts)}, bs))) if texts else []:
+    for p in router.task.probs(np.stack(router.outputs({'text': list(texts)}, bs, precision))) if texts else []:
         top = np.argsort(-p)[:2]
         r = dict(skill=names[top[0]], router_score=round(float(p[top[0]]), 4))
         if p[top[0]] < self.threshold:
@@ -356,17 +359,18 @@ def _pad(self:Agent, seqs:list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
 @patch
 def predict_groups(self:Agent, groups:dict[str, list],  # skill name -> its texts
                    bs:int=32,                             # windows per backbone pass
-                   pretokenized:bool=False) -> dict[str, list[dict]]:
+                   pretokenized:bool=False,               # token tasks: keep whitespace-separated words as they are
+                   precision:str='auto') -> dict[str, list[dict]]: # 'auto' (bf16 where native), 'bf16' or 'no' (fp32)
     "Each skill's predictions of its texts; all LoRA skills' windows share the backbone passes (peft's mixed-batch adapters)"
     done, shared = {}, []
     for name, texts in groups.items():
         m = self[name]
         cols, ctx = m.task.inputs(list(texts), pretokenized)
         if isinstance(m, Member): shared.append((name, list(texts), m.task.encode(cols, self.tokenizer, m.max_length), ctx))
-        else: done[name] = (list(texts), m.outputs(cols, bs), ctx)
+        else: done[name] = (list(texts), m.outputs(cols, bs, precision), ctx)
     rows = sorted(((k, w) for k, s in enumerate(shared) for w in range(len(s[2]))), key=lambda r: -shared[r[0]][2].lengths[r[1]])
     results = [[None] * enc.n_examples for _, _, enc, _ in shared]
-    with torch.inference_mode():
+    with inference(precision, self.base.device):
         for s in range(0, len(rows), bs):
             chunk = rows[s:s + bs]
             ids, mask = self._pad([shared[k][2].input_ids[w] for k, w in chunk])
@@ -384,7 +388,8 @@ def predict_groups(self:Agent, groups:dict[str, list],  # skill name -> its text
 def __call__(self:Agent, texts:str|list,       # a text or a list of texts
              skill:str|list|None=None,          # skip routing: one skill for all texts, or one per text (None: route it)
              bs:int=32,                         # windows per backbone pass
-             pretokenized:bool=False) -> list[dict]: # token tasks: keep whitespace-separated words as they are
+             pretokenized:bool=False,           # token tasks: keep whitespace-separated words as they are
+             precision:str='auto') -> list[dict]: # 'auto' (bf16 where the hardware multiplies it natively), 'bf16' or 'no'
     "Answer each text with the skill the router picks (or `skill`): the skill's prediction plus `skill` and `router_score`"
     texts = [texts] if isinstance(texts, str) else list(texts)
     names = [skill] * len(texts) if skill is None or isinstance(skill, str) else list(skill)
@@ -393,11 +398,11 @@ def __call__(self:Agent, texts:str|list,       # a text or a list of texts
     routes = [dict(skill=n, router_score=None) for n in names]
     free = [i for i, n in enumerate(names) if n is None]
     if free:
-        for i, r in zip(free, self.route([texts[i] for i in free])): routes[i] = r
+        for i, r in zip(free, self.route([texts[i] for i in free], precision=precision)): routes[i] = r
     groups = {}
     for i, r in enumerate(routes):
         if r['skill'] is not None: groups.setdefault(r['skill'], []).append(i)
-    preds = self.predict_groups({n: [texts[i] for i in idx] for n, idx in groups.items()}, bs, pretokenized)
+    preds = self.predict_groups({n: [texts[i] for i in idx] for n, idx in groups.items()}, bs, pretokenized, precision)
     answers = [dict(text=t if isinstance(t, str) else ' '.join(t), **r) for t, r in zip(texts, routes)]   # unsure: no prediction
     for n, idx in groups.items():
         for i, p in zip(idx, preds[n]): answers[i] = dict(skill=n, router_score=routes[i]['router_score'], **p)

@@ -21,16 +21,17 @@ from .agent import *
 
 # %% auto #0
 __all__ = ['TRAINER_SETTINGS', 'AGENT_DOMAINS', 'WORKFLOW_DOMAINS', 'MULTIMODAL_MODES', 'matmul_peak', 'non_embedding_params',
-           'train_flops_per_token', 'useful_gflops', 'bench_data', 'run_train', 'worker', 'bench_train',
-           'format_train_report', 'bench_predict', 'format_predict_report', 'bench_explain', 'format_explain_report',
-           'agent_domain_data', 'agent_bench_skills', 'pss_mb', 'memory_run', 'memory_worker', 'bench_agent',
-           'format_agent_report', 'workflow_bench_files', 'bench_workflow', 'format_workflow_report', 'run_multimodal',
-           'multimodal_worker', 'bench_multimodal', 'format_multimodal_report']
+           'train_flops_per_token', 'useful_gflops', 'join_sentences', 'bench_data', 'run_train', 'worker',
+           'bench_train', 'format_train_report', 'bench_predict', 'format_predict_report', 'bench_explain',
+           'format_explain_report', 'agent_domain_data', 'agent_bench_skills', 'pss_mb', 'memory_run', 'memory_worker',
+           'bench_agent', 'format_agent_report', 'workflow_bench_files', 'bench_workflow', 'format_workflow_report',
+           'run_multimodal', 'multimodal_worker', 'bench_multimodal', 'format_multimodal_report']
 
 # %% ../nbs/15_bench.ipynb #bf1cb3b5
-def matmul_peak(dtype=torch.float32, n:int=2048, seconds:float=1.0, device=None) -> float:
-    "GFLOP/s of an `n`-square matrix product in `dtype`, best of repeated timings"
+def matmul_peak(dtype=torch.float32, n:int|None=None, seconds:float=1.0, device=None) -> float:
+    "GFLOP/s of an `n`-square matrix product in `dtype`, best of repeated timings (`n`: 2048, or 256 for emulated bf16)"
     device = device or default_device()
+    if n is None: n = 256 if dtype == torch.bfloat16 and device.type == 'cpu' and not fast_bf16() else 2048  # (~100x slower)
     a, b = torch.randn(n, n, device=device).to(dtype), torch.randn(n, n, device=device).to(dtype)
     best, t_end = float('inf'), time.perf_counter() + seconds
     for _ in range(2): a @ b
@@ -54,7 +55,17 @@ def useful_gflops(flops_per_token:int, tokens:int, seconds:float) -> float:
     return flops_per_token * tokens / seconds / 1e9
 
 # %% ../nbs/15_bench.ipynb #cbc9b412
-def bench_data(data:str|None=None, max_train:int|None=None, max_test:int|None=None) -> DatasetDict:
+def join_sentences(ds, n:int=2):
+    "Every `n` consecutive sentences of `ds` as one (tokens and tags joined): the same text in longer sequences"
+    from datasets import Dataset
+    if n < 1: raise ConfigError(f"--join must be at least 1, not {n}")
+    if n == 1: return ds
+    toks, tags = ds['tokens'], ds['tags']
+    return Dataset.from_dict({'tokens': [sum(toks[i:i + n], []) for i in range(0, len(toks), n)],
+                              'tags': [sum(tags[i:i + n], []) for i in range(0, len(tags), n)]})
+
+def bench_data(data:str|None=None, max_train:int|None=None, max_test:int|None=None,
+               join:int=1) -> DatasetDict:   # >1: join every `join` consecutive sentences (longer sequences)
     "Train and test splits for a benchmark"
     if data is None:
         dsd = wnut16(); train, test = dsd['train'], dsd['test']
@@ -63,6 +74,7 @@ def bench_data(data:str|None=None, max_train:int|None=None, max_test:int|None=No
         for f in ('train.txt', 'test.txt'):
             if not (d/f).exists(): raise DataError(f"{d/f}: no such file (--data needs a folder with train.txt and test.txt)")
         train, test = read_conll(d/'train.txt'), read_conll(d/'test.txt')
+    train, test = join_sentences(train, join), join_sentences(test, join)
     idx = list(range(len(train))); random.Random(0).shuffle(idx)
     train = train.select(idx[:max_train] if max_train else idx)
     if max_test: test = test.select(range(min(max_test, len(test))))
@@ -152,17 +164,25 @@ def bench_train(data:str|None=None,          # a CoNLL folder with train.txt and
                 lr:float|None=None,          # default: `default_lr` (5e-4 for LoRA, 5e-5 for full fine-tuning)
                 bs:int=16,                   # batch size
                 seed:int=42,                 # seed for every run
-                settings:tuple=TRAINER_SETTINGS, # which Trainer settings to run
+                settings:tuple|None=None,    # Trainer settings (default: all, less bf16 where bf16 is emulated)
                 precision:str='auto',        # ours: 'auto' (bf16 where it is native), 'bf16' or 'no'
                 repeat:int=1,                # run every configuration this many times (interleaved); keep the fastest
+                join:int=1,                  # >1: every `join` consecutive sentences as one (longer sequences)
                 log=print) -> dict:
     "Train with agentflow and with the Hugging Face Trainer on the same data; speeds, F1, memory and ratios"
     if peft not in ('lora', 'none'): raise ConfigError(f"--peft must be lora or none, not {peft!r}")
     if repeat < 1: raise ConfigError(f"--repeat must be at least 1, not {repeat}")
     lr = lr or default_lr(peft)
     precision = resolve_precision(precision)
-    dsd = bench_data(data, max_train)
+    dsd = bench_data(data, max_train, join=join)
+    log(f"machine: {machine_features()}")
     peaks = dict(fp32=matmul_peak(torch.float32), bf16=matmul_peak(torch.bfloat16))
+    skipped = []
+    if settings is None:
+        settings = TRAINER_SETTINGS
+        if not fast_bf16():           # emulated bf16 multiplies tens of times slower: it cannot be the fastest
+            settings, skipped = tuple(s for s in settings if not s.endswith('bf16')), [s for s in settings if s.endswith('bf16')]
+            log(f"left out Trainer {', '.join(skipped)}: bf16 is emulated here ({peaks['bf16']:.1f} GFLOP/s against fp32's {peaks['fp32']:.0f})")
     trials = {}
     with tempfile.TemporaryDirectory() as tmp:
         import datasets
@@ -184,8 +204,10 @@ def bench_train(data:str|None=None,          # a CoNLL folder with train.txt and
     ratios = dict(speed_vs_fastest=ours['samples_per_s'] / trainers[fastest]['samples_per_s'], fastest=fastest,
                   memory_vs_fastest=ours['peak_rss_mb'] / trainers[fastest]['peak_rss_mb'])
     if 'Trainer default' in trainers: ratios['f1_minus_default'] = ours['f1'] - trainers['Trainer default']['f1']
+    lengths = [len(t) for t in dsd['train']['tokens']]
     return dict(data=data or 'wnut16', train_sentences=len(dsd['train']), test_sentences=len(dsd['test']), epochs=epochs,
-                peft=peft, lr=lr, bs=bs, repeat=repeat, peaks_gflops=peaks, runs=runs, ratios=ratios)
+                peft=peft, lr=lr, bs=bs, repeat=repeat, join=join, mean_words=float(np.mean(lengths)), machine=machine_features(),
+                skipped=skipped, peaks_gflops=peaks, runs=runs, ratios=ratios)
 
 # %% ../nbs/15_bench.ipynb #3ea8b40f
 def format_train_report(rep:dict) -> str:
@@ -195,10 +217,14 @@ def format_train_report(rep:dict) -> str:
                            'GFLOP/s': v['gflops'], 'of fp32 peak': v['of_fp32_peak'], 'of bf16 peak': v['of_bf16_peak']}
                        for k, v in rep['runs'].items()}).T
     r = rep['ratios']
-    head = (f"{rep['data']}: {rep['train_sentences']} training sentences, {rep['epochs']} epochs, batch {rep['bs']}, "
+    head = (f"{rep['data']}" + (f" (every {rep['join']} sentences joined)" if rep.get('join', 1) > 1 else '')
+            + f": {rep['train_sentences']} training sentences" + (f" of {rep['mean_words']:.1f} words" if 'mean_words' in rep else '')
+            + f", {rep['epochs']} epochs, batch {rep['bs']}, "
             f"{'LoRA r=8 q/v' if rep['peft'] == 'lora' else 'full fine-tuning'} at lr {rep['lr']}; matmul peaks "
             f"fp32 {rep['peaks_gflops']['fp32']:.0f}, bf16 {rep['peaks_gflops']['bf16']:.0f} GFLOP/s"
-            + (f"; each row the fastest of {rep['repeat']} runs" if rep.get('repeat', 1) > 1 else ''))
+            + (f"; each row the fastest of {rep['repeat']} runs" if rep.get('repeat', 1) > 1 else '')
+            + (f"\n{rep['machine']}" if 'machine' in rep else '')
+            + (f"; left out Trainer {', '.join(rep['skipped'])} (bf16 emulated)" if rep.get('skipped') else ''))
     tail = f"agentflow vs the fastest Trainer ({r['fastest']}): {r['speed_vs_fastest']:.2f}x samples/s, {r['memory_vs_fastest']:.2f}x peak memory"
     if 'f1_minus_default' in r: tail += f"; F1 {r['f1_minus_default']:+.3f} vs Trainer default"
     return '\n'.join([head, df.round({'samples/s': 1, 'test F1': 3, 'peak MB': 0, 'GFLOP/s': 1, 'of fp32 peak': 3, 'of bf16 peak': 3}).to_string(), tail])
@@ -208,11 +234,13 @@ def bench_predict(data:str|None=None,        # a CoNLL folder with test.txt; def
                   n:int=500,                 # sentences to predict
                   batch_sizes:tuple=(1, 32), # batch sizes to time
                   precision:str='auto',      # ours: 'auto' (bf16 where native), 'bf16' or 'no'
+                  join:int=1,                # >1: every `join` consecutive sentences as one (longer sequences)
+                  whole:bool=True,           # also time whole processes: `agentflow predict --file` against a pipeline script
                   log=print) -> dict:
     "Predict with agentflow and with `transformers.pipeline` on the same sentences; sentences per second and ratios"
     from transformers import pipeline
     precision = resolve_precision(precision)
-    dsd = bench_data(data, max_test=n)
+    dsd = bench_data(data, max_test=n, join=join)
     texts = [' '.join(t) for t in dsd['test']['tokens']]
     skill = Skill.new(TokenClassification(_labels(dsd)), peft='none')
     skill.model.eval()
@@ -231,9 +259,35 @@ def bench_predict(data:str|None=None,        # a CoNLL folder with test.txt; def
             t = time.perf_counter(); skill.predict(texts, bs=bs, precision=precision); t_ours = time.perf_counter() - t
             res[bs] = dict(ours=len(texts) / t_ours, pipeline=len(texts) / t_pipe, ratio=t_pipe / t_ours,
                            ours_gflops=useful_gflops(flops, tokens, t_ours), pipeline_gflops=useful_gflops(flops, tokens, t_pipe))
-    best_pipe = max(r['pipeline'] for r in res.values())
-    return dict(sentences=len(texts), precision=precision, peaks_gflops=peaks, results=res,
-                ours_best_vs_pipeline_best=max(r['ours'] for r in res.values()) / best_pipe)
+        best_pipe = max(r['pipeline'] for r in res.values())
+        rep = dict(sentences=len(texts), precision=precision, machine=machine_features(), peaks_gflops=peaks, results=res,
+                   ours_best_vs_pipeline_best=max(r['ours'] for r in res.values()) / best_pipe)
+        if whole:
+            log('whole processes ...')
+            rep['whole'] = _whole_processes(skill, texts, tmp, max(res, key=lambda b: res[b]['pipeline']), precision)
+    return rep
+
+_PIPE_SCRIPT = '''import sys
+from transformers import pipeline
+texts = open(sys.argv[2], encoding='utf-8').read().splitlines()
+pipe = pipeline('token-classification', model=sys.argv[1], aggregation_strategy='simple', device=-1)
+for r in pipe(texts, batch_size=int(sys.argv[3])): print(r)'''
+
+def _whole_processes(skill, texts, model_dir, pipe_bs, precision) -> dict:
+    "Seconds from start to last answer: `agentflow predict --file` on a saved skill, and a script running the pipeline"
+    d = Path(tempfile.mkdtemp(dir=model_dir))
+    (d/'texts.txt').write_text('\n'.join(texts) + '\n', encoding='utf-8')
+    skill.save(d/'skill')
+    env = dict(os.environ, HF_HUB_OFFLINE='1', TOKENIZERS_PARALLELISM='false')
+    def wall(cmd):
+        t = time.perf_counter()
+        r = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+        if r.returncode: raise AgentflowError(f"{' '.join(map(str, cmd[:4]))} failed: {r.stderr.strip().splitlines()[-1:]}")
+        return time.perf_counter() - t
+    ours = wall([sys.executable, '-m', 'agentflow.cli', 'predict', d/'skill', '--file', d/'texts.txt', '--precision', precision])
+    pipe = wall([sys.executable, '-c', _PIPE_SCRIPT, model_dir, d/'texts.txt', str(pipe_bs)])
+    t = time.perf_counter(); subprocess.run([sys.executable, '-c', 'import agentflow.cli'], env=env); start = time.perf_counter() - t
+    return dict(ours_s=ours, pipeline_s=pipe, pipeline_bs=pipe_bs, ratio=pipe / ours, startup_s=start)
 
 def format_predict_report(rep:dict) -> str:
     "The prediction benchmark as lines of sentences per second and ratios"
@@ -244,6 +298,11 @@ def format_predict_report(rep:dict) -> str:
                      f"{r['ours_gflops'] / p['fp32']:.3f} of fp32 peak), pipeline {r['pipeline']:.1f} sentences/s "
                      f"({r['pipeline_gflops']:.1f} GFLOP/s): {r['ratio']:.2f}x")
     lines.append(f"best against best: {rep['ours_best_vs_pipeline_best']:.2f}x")
+    if 'whole' in rep:
+        w = rep['whole']
+        lines.append(f"whole processes, start to last answer: agentflow predict --file {w['ours_s']:.1f} s (of which starting "
+                     f"agentflow {w['startup_s']:.1f} s), a pipeline script at batch {w['pipeline_bs']} {w['pipeline_s']:.1f} s: {w['ratio']:.2f}x")
+    if 'machine' in rep: lines.insert(1, rep['machine'])
     return '\n'.join(lines)
 
 # %% ../nbs/15_bench.ipynb #eb3a78aa

@@ -17,8 +17,8 @@ from .recipes import *
 from .agent import *
 
 # %% auto #0
-__all__ = ['PREDICT_CHUNK', 'COMMANDS', 'cmd_train', 'cmd_evaluate', 'cmd_predict', 'cmd_explain', 'cmd_demo', 'cmd_docs',
-           'cmd_bench', 'cmd_agent', 'cmd_serve', 'cmd_run', 'cmd_status', 'cmd_rollback', 'parser', 'main']
+__all__ = ['PREDICT_CHUNK', 'PRECISION_HELP', 'COMMANDS', 'cmd_train', 'cmd_evaluate', 'cmd_predict', 'cmd_explain', 'cmd_demo',
+           'cmd_docs', 'cmd_bench', 'cmd_agent', 'cmd_serve', 'cmd_run', 'cmd_status', 'cmd_rollback', 'parser', 'main']
 
 # %% ../nbs/14_cli.ipynb #dae58934
 def _log(msg): print(msg, file=sys.stderr)
@@ -78,7 +78,7 @@ def cmd_evaluate(a) -> int:
     ds = _read(skill, a, a.test)
     if not a.perturb:
         if a.train or a.plot: raise ConfigError("--train and --plot go with --perturb")
-        m = skill.evaluate(ds)
+        m = skill.evaluate(ds, precision=a.precision)
         print(json.dumps(m, indent=2) if a.json else report_table(m).to_string())
         return 0
     train = _read(skill, a, a.train) if a.train else None
@@ -120,7 +120,7 @@ def cmd_predict(a) -> int:
         raise ConfigError(f"--format {a.format} is not available for a {skill.task.kind} skill (it has: {', '.join(skill.task.formats)})")
     texts = _texts(a, skill.task)
     for i in range(0, len(texts), PREDICT_CHUNK):            # a long file: answers stream out as they come
-        for p in skill.predict(texts[i:i + PREDICT_CHUNK], bs=a.bs, pretokenized=a.pretokenized):
+        for p in skill.predict(texts[i:i + PREDICT_CHUNK], bs=a.bs, precision=a.precision, pretokenized=a.pretokenized):
             print(skill.task.format_prediction(p, a.format))
         sys.stdout.flush()
     return 0
@@ -133,11 +133,11 @@ def _agent_predict(a) -> int:
         if kind is None or a.format not in kind.formats:
             raise ConfigError(f"--format {a.format} with an agent needs --skill naming a skill that has it (routed answers "
                               f"may be of any kind: use --format json)")
-        for p in agent(_texts(a), skill=a.skill, bs=a.bs, pretokenized=a.pretokenized): print(kind.format_prediction(p, a.format))
+        for p in agent(_texts(a), skill=a.skill, bs=a.bs, pretokenized=a.pretokenized, precision=a.precision): print(kind.format_prediction(p, a.format))
         return 0
     texts = _texts(a)
     for i in range(0, len(texts), PREDICT_CHUNK):
-        for p in agent(texts[i:i + PREDICT_CHUNK], skill=a.skill, bs=a.bs, pretokenized=a.pretokenized):
+        for p in agent(texts[i:i + PREDICT_CHUNK], skill=a.skill, bs=a.bs, pretokenized=a.pretokenized, precision=a.precision):
             print(json.dumps(agent.answer_record(p), ensure_ascii=False))
         sys.stdout.flush()
     return 0
@@ -168,7 +168,7 @@ def cmd_explain(a) -> int:
         idx = [i for i, (s, _) in enumerate(jobs) if s is skill]
         routed = jobs[idx[0]][1] is not None             # an agent's texts: --why-not goes to its token skills only
         why_not = None if routed and not skill.task.explain_per_text else a.why_not
-        got = explain(skill, [texts[i] for i in idx], a.max_evals, a.bs, output=a.output, why_not=why_not)
+        got = explain(skill, [texts[i] for i in idx], a.max_evals, a.bs, output=a.output, why_not=why_not, precision=a.precision)
         for k, i in enumerate(idx): exps[i] = got[k]
     for t, e, (skill, route) in zip(texts, exps, jobs):
         s = explanation_summary(e, a.top, skill.task) if e is not None else dict(text=t, prediction=[], outputs=[])
@@ -203,11 +203,11 @@ def cmd_bench(a) -> int:
     from agentflow import bench
     if a.what == 'train':
         rep = bench.bench_train(a.data, a.max_train, a.epochs or 2, a.peft, a.lr, a.bs, a.seed, precision=a.precision,
-                                repeat=a.repeat, log=_log)
+                                repeat=a.repeat, join=a.join, log=_log)
         print(bench.format_train_report(rep))
     elif a.what == 'predict':
         sizes = tuple(int(b) for b in a.batch_sizes.split(','))
-        rep = bench.bench_predict(a.data, a.n or 500, sizes, precision=a.precision, log=_log)
+        rep = bench.bench_predict(a.data, a.n or 500, sizes, precision=a.precision, join=a.join, log=_log)
         print(bench.format_predict_report(rep))
     elif a.what == 'agent':
         rep = bench.bench_agent(_pairs(a.skills, '--skills') or None, a.n or 512, a.chunk, a.requests, a.concurrency,
@@ -264,7 +264,7 @@ def cmd_agent(a) -> int:
 def cmd_serve(a) -> int:
     from agentflow.serve import serve     # FastAPI and uvicorn: only when serving
     return serve(a.dir, host=a.host, port=a.port, max_texts=a.max_texts, max_chars=a.max_chars, batch=a.batch,
-                 wait_ms=a.wait_ms, log=_log)
+                 wait_ms=a.wait_ms, log=_log, precision=a.precision)
 
 def cmd_run(a) -> int:
     from agentflow.workflow import load_plan, run_plan, run_every, parse_every
@@ -308,6 +308,8 @@ def _task_options(p, to:str|None=None):
             if flag in seen or (to is not None and where_ != to): continue
             seen.add(flag); p.add_argument(flag, **kw)
 
+PRECISION_HELP = "auto (the default: bf16 where the hardware multiplies it natively, else fp32), bf16, or no (fp32)"
+
 def parser() -> argparse.ArgumentParser:
     p = _Parser(prog='agentflow', description='Fine-tune transformers with PEFT adapters, evaluate, predict and explain')
     sub = p.add_subparsers(dest='command', required=True, parser_class=_Parser)
@@ -327,7 +329,7 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument('--max-length', type=int, default=128); t.add_argument('--seed', type=int, default=42)
     t.add_argument('--patience', type=int, default=2); t.add_argument('--warmup', type=float, default=0.1)
     t.add_argument('--head-lr-mult', type=float, default=10., help="the new head's learning rate is lr times this")
-    t.add_argument('--precision', choices=list(PRECISIONS), default='no', help="no (fp32), bf16, or auto (bf16 where the hardware multiplies it natively)")
+    t.add_argument('--precision', choices=list(PRECISIONS), default='auto', help=PRECISION_HELP)
     t.add_argument('--bf16', action='store_true', help='the same as --precision bf16')
     t.add_argument('--max-train', type=int, default=None)
     t.add_argument('--resume', action='store_true', help='continue an interrupted run from DIR/checkpoints')
@@ -344,7 +346,8 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument('--max-train', type=int, default=None); b.add_argument('--epochs', type=int, default=None, help='train: 2; workflow: 3; multimodal: 2')
     b.add_argument('--peft', choices=['lora', 'none'], default='lora'); b.add_argument('--lr', type=float, default=None)
     b.add_argument('--bs', type=int, default=16); b.add_argument('--seed', type=int, default=42)
-    b.add_argument('--precision', choices=list(PRECISIONS), default='auto')
+    b.add_argument('--precision', choices=list(PRECISIONS), default='auto', help=PRECISION_HELP)
+    b.add_argument('--join', type=int, default=1, metavar='N', help='train, predict: every N consecutive sentences of --data as one (longer sequences)')
     b.add_argument('--repeat', type=int, default=1, help='train: run every configuration N times (interleaved) and keep the fastest')
     b.add_argument('--n', type=int, default=None, help='predict: sentences (500); explain: texts (8); workflow: training tweets per domain (600); multimodal: training records (800)')
     b.add_argument('--skill', default=None, help='explain: a saved text-classification skill (default: MiniLM with a seeded head)')
@@ -369,6 +372,7 @@ def parser() -> argparse.ArgumentParser:
     v.add_argument('--max-chars', type=int, default=10000, help='characters per text at most (more: 413)')
     v.add_argument('--batch', type=int, default=32, help='texts gathered into one model call at most')
     v.add_argument('--wait-ms', type=float, default=5, help='how long a request waits for others to share its batch')
+    v.add_argument('--precision', choices=list(PRECISIONS), default='auto', help=PRECISION_HELP)
     r = sub.add_parser('run', help='run a workflow plan (YAML): only the steps whose inputs changed')
     r.add_argument('plan'); r.add_argument('--engine', choices=['local', 'ray'], default='local', help='where steps run: processes here, or Ray tasks (RAY_ADDRESS, else a local Ray)')
     r.add_argument('--force', action='store_true', help='run every step, even those up to date')
@@ -393,7 +397,7 @@ def parser() -> argparse.ArgumentParser:
     x.add_argument('--top', type=int, default=5, help='words shown per output')
     x.add_argument('--output', choices=['prob', 'logodds', 'logit'], default='prob', help='classification: what is explained')
     x.add_argument('--why-not', nargs='+', default=None, metavar='WORD', help='ner: also explain why WORD is not an entity')
-    x.add_argument('--bs', type=int, default=64)
+    x.add_argument('--bs', type=int, default=64); x.add_argument('--precision', choices=list(PRECISIONS), default='auto', help=PRECISION_HELP)
     x.add_argument('--skill', default=None, help='an agent folder: explain with this skill instead of the routed one')
     x.add_argument('--routing', action='store_true', help="an agent folder: explain the router's decision instead of the answer")
     for name, help in (('evaluate', 'score a saved skill on a labelled file'), ('predict', 'predict texts with a saved skill')):
@@ -401,6 +405,7 @@ def parser() -> argparse.ArgumentParser:
         e.add_argument('dir')
         _task_options(e, 'read')
         e.add_argument('--encoding', default='utf-8', type=_encoding)
+        e.add_argument('--precision', choices=list(PRECISIONS), default='auto', help=PRECISION_HELP)
         if name == 'evaluate':
             e.add_argument('--test', required=True); e.add_argument('--json', action='store_true')
             e.add_argument('--perturb', default=None, metavar='all|NAMES', help=f"robustness report: all, or some of {','.join(PERTURBATIONS)}")

@@ -12,9 +12,10 @@ import torch
 
 # %% auto #0
 __all__ = ['PRECISIONS', 'AgentflowError', 'DataError', 'ConfigError', 'ModelError', 'TrainingError', 'OutputError', 'where',
-           'process_rank', 'process_count', 'check_encoding', 'set_seed', 'default_device', 'fast_bf16', 'set_threads',
-           'resolve_precision', 'quiet_transformers', 'atomic_write', 'exchange', 'atomic_dir', 'write_lock',
-           'check_writable', 'save_json', 'package_dir', 'default_backbone', 'local_model', 'is_head', 'peak_rss_mb']
+           'process_rank', 'process_count', 'check_encoding', 'set_seed', 'default_device', 'fast_bf16',
+           'machine_features', 'set_threads', 'resolve_precision', 'inference', 'quiet_transformers', 'named_errors',
+           'atomic_write', 'exchange', 'atomic_dir', 'write_lock', 'check_writable', 'save_json', 'package_dir',
+           'default_backbone', 'local_model', 'is_head', 'peak_rss_mb']
 
 # %% ../nbs/00_core.ipynb #4aa7604b
 class AgentflowError(Exception):
@@ -76,6 +77,19 @@ def fast_bf16() -> bool:
     cpu = torch.cpu
     return any(getattr(cpu, f, lambda: False)() for f in ('_is_amx_tile_supported', '_is_avx512_bf16_supported'))
 
+def machine_features() -> str:
+    "What decides speed here, in one line: the device, its cores and the CPU features torch found, and the precision 'auto' picks"
+    if torch.cuda.is_available(): dev = f"{torch.cuda.get_device_name()} (CUDA)"
+    else:
+        name = next((l.split(':', 1)[1].strip() for l in (Path('/proc/cpuinfo').read_text().splitlines()
+                     if Path('/proc/cpuinfo').exists() else []) if l.startswith('model name')), None) or 'CPU'
+        cpu, found = torch.cpu, []
+        for f, label in (('_is_avx2_supported', 'AVX2'), ('_is_avx512_supported', 'AVX-512'), ('_is_vnni_supported', 'VNNI'),
+                         ('_is_avx512_bf16_supported', 'AVX512-BF16'), ('_is_amx_tile_supported', 'AMX')):
+            if getattr(cpu, f, lambda: False)(): found.append(label)
+        dev = f"{name}, {torch.get_num_threads()} threads, {' '.join(found) or 'no vector extensions found'}"
+    return f"{dev}; precision 'auto' is {'bf16 (native here)' if fast_bf16() else 'fp32 (bf16 is not native here)'}"
+
 def set_threads(n:int|None=None): # threads for torch's CPU kernels; `None` keeps torch's choice
     "Set the number of CPU threads torch uses"
     if n is not None: torch.set_num_threads(int(n))
@@ -87,6 +101,13 @@ def resolve_precision(precision:str='auto') -> str: # 'auto', 'bf16' or 'no' (fp
     "The one rule for 'auto' precision: bf16 where the hardware multiplies it natively (`fast_bf16`), else fp32 ('no')"
     if precision not in PRECISIONS: raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
     return ('bf16' if fast_bf16() else 'no') if precision == 'auto' else precision
+
+@contextmanager
+def inference(precision:str='auto', # 'auto' (bf16 where native), 'bf16' or 'no' (fp32)
+              device=None):         # where the model runs (default: `default_device`)
+    "Inference mode, under bf16 autocast where `precision` resolves to bf16: how every prediction runs"
+    dev = torch.device(device) if device is not None else default_device()
+    with torch.inference_mode(), torch.autocast(dev.type, dtype=torch.bfloat16, enabled=resolve_precision(precision) == 'bf16'): yield
 
 # %% ../nbs/00_core.ipynb #c0e1a003
 @contextmanager
@@ -106,6 +127,20 @@ def quiet_transformers():
         if ds_bars: ds_logging.enable_progress_bar()
 
 # %% ../nbs/00_core.ipynb #3c138197
+_WRITE_ERRORS = {errno.ENOSPC: r'No space left|StorageFull|os error 28\b', errno.EFBIG: r'File too large|FileTooLarge|os error 27\b'}
+
+@contextmanager
+def named_errors(path:str|Path):
+    "Inside the block, a failed write names `path`: an `OSError` without a file name gets it, and a library's own disk-full or file-size error (safetensors' Rust writer says only 'os error 28') becomes an `OSError`"
+    try: yield
+    except OSError as e:
+        if e.filename is None and e.errno is not None: raise OSError(e.errno, e.strerror or str(e), str(path)) from e
+        raise
+    except Exception as e:
+        for code, pattern in _WRITE_ERRORS.items():
+            if re.search(pattern, str(e)): raise OSError(code, os.strerror(code), str(path)) from e
+        raise
+
 @contextmanager
 def atomic_write(path:str|Path, mode:str='w', **kwargs):
     "Open a temporary file next to `path` and move it onto `path` only if the block succeeds"
@@ -113,7 +148,7 @@ def atomic_write(path:str|Path, mode:str='w', **kwargs):
     fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent)
     os.close(fd)
     try:
-        with open(tmp, mode, **kwargs) as f: yield f
+        with named_errors(path), open(tmp, mode, **kwargs) as f: yield f
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True); raise

@@ -30,7 +30,7 @@ class Learner:
                  warmup:float=0.1,             # fraction of the steps spent warming up from 0 to `lr`
                  head_lr_mult:float=10.,       # the task head's learning rate is `lr` times this
                  schedule:str='linear',        # decay after warm-up: 'linear', 'cosine' or 'constant'
-                 mixed_precision:str='no',     # 'no', 'bf16', 'auto' (`resolve_precision`) or 'fp16' (through `accelerate`)
+                 mixed_precision:str='auto',   # 'auto' (`resolve_precision`: bf16 where native), 'bf16', 'no' or 'fp16' (`accelerate`)
                  cpu:bool=False,               # stay on the CPU even if a GPU is present
                  path:str|Path|None=None,      # folder for checkpoints (the best one is kept in memory without it)
                  quiet:bool=False,             # no progress bar or epoch lines

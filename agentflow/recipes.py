@@ -50,7 +50,7 @@ class TrainConfig:
     patience:int = 2                     # epochs without improvement before stopping
     warmup:float = 0.1                   # fraction of steps spent warming up
     head_lr_mult:float = 10.             # the head's learning rate is lr times this
-    precision:str = 'no'                 # 'no' (fp32), 'bf16', or 'auto' (`resolve_precision`)
+    precision:str = 'auto'               # 'auto' (`resolve_precision`: bf16 where native), 'bf16', or 'no' (fp32)
     max_train:int|None = None            # use only the first N training examples
     resume:bool = False                  # continue from out/checkpoints
     adv:str|None = None                  # adversarial training on the embedding outputs: 'fgm' or 'pgd'
@@ -140,10 +140,8 @@ def _train(cfg:TrainConfig, out:Path, log, cbs) -> dict:
     else: dsd = cls.load_files(cfg.train, cfg.valid, cfg.test, encoding=cfg.encoding, **cfg.read)
     if cfg.max_train: dsd['train'] = dsd['train'].select(range(min(cfg.max_train, len(dsd['train']))))
     task = cls.from_data(dsd['train'], **cfg.task_args)
-    if len(task.labels) < 2 and task.kind != 'multilabel':   # one class: a metric of 1.0 (or 0.0 for a tagger) that means nothing
-        src = cfg.train if isinstance(cfg.train, (str, Path)) else 'the training split'
-        raise DataError(f"{src}: every example has {'tag' if task.labels == ['O'] else 'label'} '{task.labels[0]}': nothing to tell apart"
-                        + (" (a tagger needs some entities, not only O)" if task.labels == ['O'] else " (a classifier needs at least two labels)"))
+    if (why := task.nothing_to_learn()):        # one class: a metric of 1.0 (or 0.0 for a tagger) that means nothing
+        raise DataError(f"{cfg.train if isinstance(cfg.train, (str, Path)) else 'the training split'}: {why}")
     for split in ('valid', 'test'):   # every input problem is found before any work starts
         if split in dsd: task.check_labels(dsd[split])
     skill = new_skill(cfg, task)

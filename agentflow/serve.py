@@ -24,13 +24,14 @@ __all__ = ['Served', 'Batcher', 'TextsIn', 'ExplainIn', 'make_app', 'port_free',
 # %% ../nbs/13_serve.ipynb #23c3c812
 class Served:
     "A saved skill or agent behind one interface: batched predictions, explanations and the skills table, as JSON records"
-    def __init__(self, model:Skill|Agent):   # a `Skill` or an `Agent`
-        self.model, self.is_agent = model, isinstance(model, Agent)
+    def __init__(self, model:Skill|Agent,    # a `Skill` or an `Agent`
+                 precision:str='auto'):       # 'auto' (bf16 where the hardware multiplies it natively), 'bf16' or 'no'
+        self.model, self.is_agent, self.precision = model, isinstance(model, Agent), resolve_precision(precision)
 
     @classmethod
-    def load(cls, path:str|Path) -> Served:
+    def load(cls, path:str|Path, precision:str='auto') -> Served:
         "Load the skill or agent saved in folder `path`"
-        return cls(Agent.load(path) if is_agent(path) else Skill.load(path))
+        return cls(Agent.load(path) if is_agent(path) else Skill.load(path), precision)
 
     @property
     def names(self) -> list[str]: return list(self.model.members) if self.is_agent else []
@@ -45,8 +46,8 @@ class Served:
         "Answer `texts` (text i with skill `skills[i]`, None: routed) in one model call, as JSON records"
         if not self.is_agent:
             task = self.model.task
-            return [json.loads(task.format_prediction(p, 'json')) for p in self.model.predict(texts)]
-        return [self.model.answer_record(a) for a in self.model(texts, skill=skills)]
+            return [json.loads(task.format_prediction(p, 'json')) for p in self.model.predict(texts, precision=self.precision)]
+        return [self.model.answer_record(a) for a in self.model(texts, skill=skills, precision=self.precision)]
 
     def explain(self, texts:list[str], skill:str|None=None, max_evals:int=200, routing:bool=False) -> list[dict]:
         "SHAP explanations of `texts` as `agentflow explain --json` prints them"
@@ -55,12 +56,12 @@ class Served:
             if routing: raise ConfigError("\"routing\" is for an agent; this service serves one skill")
             jobs = [(self.model, None)] * len(texts)
         else:
-            routes = self.model.route(texts) if skill is None else [dict(skill=skill, router_score=None)] * len(texts)
+            routes = self.model.route(texts, precision=self.precision) if skill is None else [dict(skill=skill, router_score=None)] * len(texts)
             jobs = [(self.model.router if routing else self.model[r['skill']] if r['skill'] else None, r) for r in routes]
         out = [dict(text=t, prediction=[], outputs=[]) for t in texts]   # nothing to explain: no entity, or the router unsure
         for target in {id(s): s for s, _ in jobs if s is not None}.values():
             idx = [i for i, (s, _) in enumerate(jobs) if s is target]
-            got = explain(target, [texts[i] for i in idx], max_evals)
+            got = explain(target, [texts[i] for i in idx], max_evals, precision=self.precision)
             for k, i in enumerate(idx):
                 if got[k] is not None: out[i] = explanation_summary(got[k], 5, target.task)
         return [{**r, **s} if r is not None else s for s, (_, r) in zip(out, jobs)]
@@ -239,11 +240,12 @@ def serve(path:str|Path,             # a saved skill or agent folder
           host:str='127.0.0.1',       # the address to listen on ('0.0.0.0': every interface)
           port:int=8000,              # the port
           log=print,                  # where the start line goes
+          precision:str='auto',       # 'auto' (bf16 where native), 'bf16' or 'no' (fp32)
           **kwargs) -> int:           # passed to `make_app`: max_texts, max_chars, batch, wait_ms, ...
     "Serve the skill or agent in `path` over HTTP until stopped (SIGTERM, Ctrl-C); the exit code"
     import uvicorn
     if not 0 < port < 65536: raise ConfigError(f"--port {port}: expected a port number from 1 to 65535")
-    served = Served.load(path)
+    served = Served.load(path, precision)
     if not port_free(host, port): raise ConfigError(f"port {port} on {host} is in use; choose another with --port")
     app = make_app(served, log=log, **kwargs)
     what = f"an agent of {len(served.names)} skills ({', '.join(served.names)})" if served.is_agent else f"a {served.model.task.kind} skill"

@@ -107,9 +107,10 @@ def write(self:Skill, folder:str|Path) -> Path:
     if backbone != 'default' and Path(backbone).exists(): backbone = str(Path(backbone).resolve())   # a folder: wherever training ran
     meta = dict(agentflow=agentflow.__version__, task=self.task.kind, labels=self.task.labels, task_settings=self.task.settings,
                 backbone=backbone, peft=self.peft, max_length=self.max_length, info=self.info)
-    with quiet_transformers(): self.model.save_pretrained(folder)   # no "writing shards" bar in logs
-    self.tokenizer.save_pretrained(folder)
-    (folder/SKILL_FILE).write_text(json.dumps(meta, indent=2, default=str))
+    with named_errors(folder):               # a full disk names the folder, whichever library was writing
+        with quiet_transformers(): self.model.save_pretrained(folder)   # no "writing shards" bar in logs
+        self.tokenizer.save_pretrained(folder)
+        (folder/SKILL_FILE).write_text(json.dumps(meta, indent=2, default=str))
     return folder
 
 @patch
@@ -202,7 +203,7 @@ def forward(self:Skill, batch:dict) -> torch.Tensor:
 
 @patch
 def logits(self:Skill, dl,                 # a `DataLoader` over an `Encoded` split
-           precision:str='no',             # 'no', 'bf16' (autocast) or 'auto' (`resolve_precision`)
+           precision:str='auto',           # 'auto' (`resolve_precision`: bf16 where native), 'bf16' (autocast) or 'no' (fp32)
            forward=None,                   # the forward pass of a batch (default: `Skill.forward`)
            each=None) -> list[np.ndarray]: # called as `each(batch, logits)` after every batch
     "Per-example logits for every example of `dl`: the one inference loop"
@@ -210,7 +211,7 @@ def logits(self:Skill, dl,                 # a `DataLoader` over an `Encoded` sp
     device = next(self.model.parameters()).device
     was_training = self.model.training
     self.model.eval()
-    with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=resolve_precision(precision) == 'bf16'):
+    with inference(precision, device):
         for batch in dl:
             batch = {k: v.to(device) for k, v in batch.items()}
             logits = (forward or self.forward)(batch)
@@ -223,20 +224,21 @@ def logits(self:Skill, dl,                 # a `DataLoader` over an `Encoded` sp
 @patch
 def outputs(self:Skill, data,                 # a `Dataset`, or raw columns: {'text': [...]} or {'tokens': [[...], ...]}
             bs:int=64,                         # batch size
-            precision:str='no') -> list[np.ndarray]: # 'no', 'bf16', or 'auto' (bf16 where the hardware multiplies it natively)
+            precision:str='auto') -> list[np.ndarray]: # 'auto' (bf16 where the hardware multiplies it natively), 'bf16' or 'no'
     "Per-example logits on `data`, encoded as in training: one row per text, or one per word"
     dl = make_loader(self.task.encode(data, self.tokenizer, self.max_length), self.tokenizer.pad_token_id, bs, limit=self.max_length)
     return self.logits(dl, precision)
 
 @patch
-def evaluate(self:Skill, ds, bs:int=64) -> dict:
+def evaluate(self:Skill, ds, bs:int=64,
+             precision:str='auto') -> dict:   # 'auto' (bf16 where native), 'bf16' or 'no' (fp32)
     "Score a labelled `Dataset` with the task's metric"
-    return self.task.score(self.outputs(ds, bs), ds)
+    return self.task.score(self.outputs(ds, bs, precision), ds)
 
 @patch
 def predict(self:Skill, texts:str|dict|list, # a text, or a list of texts (token tasks: also lists of words; multimodal: records)
             bs:int=32,                       # batch size
-            precision:str='no',              # 'no', 'bf16' (autocast) or 'auto'
+            precision:str='auto',            # 'auto' (bf16 where native), 'bf16' (autocast) or 'no' (fp32)
             pretokenized:bool=False          # token tasks: the texts' words are separated by whitespace; keep them as they are
            ) -> list[dict]:
     "Predict raw texts: the task's answer for each (entities with offsets and every word's tag; labels with probabilities)"

@@ -87,6 +87,11 @@ class Task:
             raise ModelError(f"cannot load a model from '{backbone}': expected a Hugging Face model name or a folder "
                              f"with config.json and weights ({str(e).splitlines()[0]})") from None
 
+    def nothing_to_learn(self) -> str|None:
+        "Why data with only these labels teaches nothing (one class: a metric of 1.0 that means nothing), else None"
+        if len(self.labels) < 2:
+            return f"every example has label '{self.labels[0]}': nothing to tell apart (a classifier needs at least two labels)"
+
     def loss(self, logits:torch.Tensor, labels:torch.Tensor, label_smoothing:float=0.) -> torch.Tensor:
         "Mean cross-entropy over positions whose label is not -100 (against labels smoothed by `label_smoothing`)"
         return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), labels.reshape(-1), ignore_index=-100,
@@ -214,6 +219,10 @@ class TokenClassification(Task):
     main_metric, report_columns = 'f1', ('f1', 'precision', 'recall')
     perturbations = ('typos', 'lower', 'upper', 'drop', 'swap')
     explain_words, explain_per_text, formats = True, True, ('json', 'conll')
+
+    def nothing_to_learn(self) -> str|None:
+        if self.labels == ['O']: return "every example has tag 'O': nothing to tell apart (a tagger needs some entities, not only O)"
+        return super().nothing_to_learn()
     cli_options = {'--columns': ('read', dict(default='0,-1', help='ner: the token and tag columns of the CoNLL files'))}
 
     @staticmethod
@@ -453,6 +462,7 @@ def parse_labels(value, sep:str='|') -> list[str]:
 class MultiLabelClassification(TextClassification):
     "Give each text any number of labels: one sigmoid per label, binary cross-entropy, micro/macro-F1, a threshold"
     kind, main_metric, report_columns = 'multilabel', 'micro_f1', ('micro_f1', 'macro_f1', 'subset_accuracy')
+    def nothing_to_learn(self): return None       # one label is still a yes/no decision per text
     cli_options = {**_TABLE_OPTIONS,
                    '--label-sep': ('read', dict(default='|', help='multilabel: what separates the labels in a table cell')),
                    '--threshold': ('task', dict(type=float, default=0.5, help='multilabel: the probability at which a label is predicted'))}

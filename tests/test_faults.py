@@ -43,6 +43,7 @@ def test_full_disk_keeps_the_earlier_skill(ner_skill, wnut_files, tmp_path):
     r = run_cli(*_train_args(wnut_files, out, '--epochs', 1), preexec_fn=limit)
     assert r.returncode == 2 and r.stderr.strip().splitlines()[-1].startswith('agentflow: error:'), r.stderr[-2000:]
     assert 'disk is full' in r.stderr and 'Traceback' not in r.stderr, r.stderr[-2000:]
+    assert str(tmp_path) in r.stderr.strip().splitlines()[-1], r.stderr[-500:]      # the line names what could not be written
     assert {q.name: q.read_bytes() for q in out.iterdir()} == before
     assert sorted(q.name for q in tmp_path.iterdir()) == ['skill']
 

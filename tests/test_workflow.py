@@ -9,7 +9,7 @@ def write_plan(folder, text):
     p = Path(folder)/'plan.yaml'; p.write_text(text); return p
 
 PLAN = """\
-defaults: {task: classify, epochs: 3, lr: 2.0e-3, max_length: 64, patience: 5}
+defaults: {task: classify, epochs: 3, lr: 2.0e-3, max_length: 64, patience: 5, max_train: 250}
 resources: {threads: 2, memory_gb: 8}
 gate: {tolerance: 0.05}
 skills:
@@ -97,7 +97,7 @@ def test_run_redoes_only_what_changed_gates_and_rolls_back(domains, tmp_path):
     assert r.returncode == 2 and 'v1 is its first version: nothing to roll back to' in r.stderr
 
 def test_resume_after_kill_equals_an_uninterrupted_run(domains, tmp_path):
-    plan_text = ("defaults: {task: classify, epochs: 3, lr: 2.0e-3, max_length: 64, patience: 5}\n"
+    plan_text = ("defaults: {task: classify, epochs: 3, lr: 2.0e-3, max_length: 64, patience: 5, max_train: 250}\n"
                  "skills:\n  airline: {train: airline-train.jsonl, test: airline-test.jsonl, steps: [train, evaluate, deploy]}\n")
     results, seconds = {}, None
     for name in ('straight', 'killed'):
