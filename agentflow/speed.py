@@ -228,7 +228,8 @@ class BF16Body(Callback):
     def before_fit(self):
         model, self.saved, self.undo, self.pairs = self.learn.model, {}, [], []
         self.mode = ('frozen' if lora_and_head_only(model) else      # frozen body: only LoRA matrices and heads train
-                     'masters' if not hasattr(model, 'peft_config') and self.learn.grad_accum == 1 else 'autocast')
+                     'masters' if not hasattr(model, 'peft_config') and self.learn.grad_accum == 1 and process_count() == 1
+                     else 'autocast')   # (DDP's gradient buckets keep the dtype the weights had when it wrapped them)
         own = self.mode != 'autocast'
         for mod in model.modules():
             for p in mod.parameters(recurse=False):
