@@ -280,7 +280,7 @@ def embed(self:Agent, texts:list[str], bs:int=64,
 @patch
 def centroid(self:Agent, texts:list[str]) -> np.ndarray:
     "The unit-length mean of `texts`' embeddings: one skill's place in the centroid router"
-    c = self.embed(texts).mean(0)
+    c = self.embed(texts, precision='no').mean(0)      # fp32: a saved centroid is the same on every machine
     return c / np.linalg.norm(c)
 
 # %% ../nbs/11_agent.ipynb #c94de5ca

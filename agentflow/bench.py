@@ -270,7 +270,7 @@ def bench_predict(data:str|None=None,        # a CoNLL folder with test.txt; def
 _PIPE_SCRIPT = '''import sys
 from transformers import pipeline
 texts = open(sys.argv[2], encoding='utf-8').read().splitlines()
-pipe = pipeline('token-classification', model=sys.argv[1], aggregation_strategy='simple', device=-1)
+pipe = pipeline('token-classification', model=sys.argv[1], aggregation_strategy='simple', device=int(sys.argv[4]))
 for r in pipe(texts, batch_size=int(sys.argv[3])): print(r)'''
 
 def _whole_processes(skill, texts, model_dir, pipe_bs, precision) -> dict:
@@ -282,10 +282,10 @@ def _whole_processes(skill, texts, model_dir, pipe_bs, precision) -> dict:
     def wall(cmd):
         t = time.perf_counter()
         r = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
-        if r.returncode: raise AgentflowError(f"{' '.join(map(str, cmd[:4]))} failed: {r.stderr.strip().splitlines()[-1:]}")
+        if r.returncode: raise AgentflowError(f"{' '.join(map(str, cmd[:4]))} failed: {(r.stderr.strip().splitlines() or ['?'])[-1]}")
         return time.perf_counter() - t
     ours = wall([sys.executable, '-m', 'agentflow.cli', 'predict', d/'skill', '--file', d/'texts.txt', '--precision', precision])
-    pipe = wall([sys.executable, '-c', _PIPE_SCRIPT, model_dir, d/'texts.txt', str(pipe_bs)])
+    pipe = wall([sys.executable, '-c', _PIPE_SCRIPT, model_dir, d/'texts.txt', str(pipe_bs), '0' if torch.cuda.is_available() else '-1'])
     t = time.perf_counter(); subprocess.run([sys.executable, '-c', 'import agentflow.cli'], env=env); start = time.perf_counter() - t
     return dict(ours_s=ours, pipeline_s=pipe, pipeline_bs=pipe_bs, ratio=pipe / ours, startup_s=start)
 

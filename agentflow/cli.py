@@ -85,7 +85,7 @@ def cmd_evaluate(a) -> int:
     perts = make_perturbations(a.perturb, skill.task, train, a.typo_rate, a.drop_rate)
     if a.perturb == 'all' and 'swap' in skill.task.perturbations and train is None:
         _log("entity swap left out: give --train F (the training file) to draw entities from")
-    rep = robustness_report(skill, ds, perts, seed=a.seed)
+    rep = robustness_report(skill, ds, perts, seed=a.seed, precision=a.precision)
     print(json.dumps(rep.to_dict(), indent=2, ensure_ascii=False) if a.json else repr(rep))
     for name, (_, after) in rep.examples.items(): _log(f"{name}: {after}")
     if a.plot:
@@ -148,7 +148,7 @@ def _explain_jobs(a, texts:list, skill=None) -> list:
         if a.skill or a.routing: raise ConfigError(f"--skill and --routing are for an agent folder, and {a.dir} is a single skill")
         return [(skill or Skill.load(a.dir), None)] * len(texts)
     agent = Agent.load(a.dir)
-    routes = agent.route(texts) if a.skill is None else [dict(skill=agent[a.skill] and a.skill, router_score=None)] * len(texts)
+    routes = agent.route(texts, precision=a.precision) if a.skill is None else [dict(skill=agent[a.skill] and a.skill, router_score=None)] * len(texts)
     return [(agent.router if a.routing else agent[r['skill']] if r['skill'] else None, r) for r in routes]
 
 def cmd_explain(a) -> int:

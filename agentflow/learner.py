@@ -176,7 +176,7 @@ def validate(self:Learner, split:str='valid') -> dict:
     losses = []
     def add_loss(batch, logits):
         if 'labels' in batch: losses.append((self.loss_func(logits, batch['labels']).item(), len(batch['idx'])))
-    outputs = self.skill.logits(dl, forward=self.forward_batch, each=add_loss)
+    outputs = self.skill.logits(dl, 'no', forward=self.forward_batch, each=add_loss)   # ('no': the forward brings the learner's precision)
     res = dict(loss=sum(l * n for l, n in losses) / sum(n for _, n in losses)) if losses else {}
     if dl.dataset.labels is not None: res.update(self.task.score(outputs, ds))
     return res

@@ -165,7 +165,7 @@ def _train(cfg:TrainConfig, out:Path, log, cbs) -> dict:
     examples = task.examples_of(dsd['test' if 'test' in dsd else 'valid'], cfg.report_examples)
     if process_rank() > 0: learn.accelerator.wait_for_everyone(); return metrics
     with atomic_dir(out) as tmp:
-        skill.write(tmp)
+        skill.write(tmp, name=out)
         save_json(metrics, tmp/'metrics.json')
         save_json(domain_sample(task, dsd['train'], seed=cfg.seed), tmp/TEXTS_FILE)
         (tmp/'report.html').write_text(skill_report(skill, metrics, rec, skill.predict(examples)))

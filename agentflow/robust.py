@@ -308,7 +308,8 @@ def robustness_report(skill:Skill,            # the skill to test
                       perturbations='all',    # 'all', names (see `make_perturbations`) or `Perturbation`s
                       train:Dataset|None=None,# training data, for entity swap
                       seed:int=0,             # the perturbations' seed
-                      bs:int=64) -> RobustnessReport:
+                      bs:int=64,              # batch size
+                      precision:str='auto') -> RobustnessReport: # 'auto' (bf16 where native), 'bf16' or 'no' (fp32)
     "The skill's metric on clean `ds` and under each perturbation"
     task = skill.task
     if not isinstance(perturbations, (list, tuple)) or all(isinstance(p, str) for p in perturbations):
@@ -317,7 +318,7 @@ def robustness_report(skill:Skill,            # the skill to test
     rows, examples, before = {}, {}, [task.text_of(e) for e in ds]
     for p in [None] + list(perturbations):
         data = ds if p is None else p(ds, seed, task)
-        m = skill.evaluate(data, bs)
+        m = skill.evaluate(data, bs, precision)
         row = {c: m[c] for c in cols}
         if p is not None:
             after = [task.text_of(e) for e in data]

@@ -100,14 +100,15 @@ SKILL_FILE = 'skill.json'
 TEXTS_FILE = 'texts.json'   # a sample of the training texts: how an agent's router learns the skill's domain
 
 @patch
-def write(self:Skill, folder:str|Path) -> Path:
+def write(self:Skill, folder:str|Path,
+          name:str|Path|None=None) -> Path:   # what a failed write names (default `folder`): where the skill is going
     "Write the skill's files into `folder` (not atomic: `save` is)"
     folder = Path(folder)
     backbone = 'default' if self.backbone == default_backbone() else self.backbone
     if backbone != 'default' and Path(backbone).exists(): backbone = str(Path(backbone).resolve())   # a folder: wherever training ran
     meta = dict(agentflow=agentflow.__version__, task=self.task.kind, labels=self.task.labels, task_settings=self.task.settings,
                 backbone=backbone, peft=self.peft, max_length=self.max_length, info=self.info)
-    with named_errors(folder):               # a full disk names the folder, whichever library was writing
+    with named_errors(name or folder):      # a full disk names the skill's folder, whichever library was writing
         with quiet_transformers(): self.model.save_pretrained(folder)   # no "writing shards" bar in logs
         self.tokenizer.save_pretrained(folder)
         (folder/SKILL_FILE).write_text(json.dumps(meta, indent=2, default=str))
@@ -116,7 +117,7 @@ def write(self:Skill, folder:str|Path) -> Path:
 @patch
 def save(self:Skill, path:str|Path) -> Path:
     "Save the skill to folder `path` atomically: adapter (or model), tokenizer and `skill.json`"
-    with atomic_dir(path) as tmp: self.write(tmp)
+    with atomic_dir(path) as tmp: self.write(tmp, name=path)
     return Path(path)
 
 def _resolve_backbone(name:str) -> str:

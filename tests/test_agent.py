@@ -2,6 +2,7 @@
 import csv, json, signal, socket, subprocess, threading, time, http.client
 from pathlib import Path
 import pytest
+from agentflow.core import resolve_precision
 from conftest import run_cli, AGENTFLOW
 
 @pytest.fixture(scope='module')
@@ -49,7 +50,7 @@ def test_predict_routes_and_matches_each_skill(agent_dir, ner_skill, airline_ski
         assert list(a)[:2] == ['skill', 'router_score'] and 0 < a['router_score'] <= 1
         own = run_cli('predict', {'tweets': ner_skill, 'airline': airline_skill}[a['skill']], a['text'])
         mine = json.loads(own.stdout)
-        if 'label' in mine: assert a['label'] == mine['label'] and abs(a['score'] - mine['score']) < 1e-4
+        if 'label' in mine: assert a['label'] == mine['label'] and abs(a['score'] - mine['score']) < (1e-4 if resolve_precision('auto') == 'no' else 2e-2)
         else: assert [(e['label'], e['start'], e['end']) for e in a['entities']] == [(e['label'], e['start'], e['end']) for e in mine['entities']]
     r = run_cli('predict', agent_dir, 'Paris is lovely', '--skill', 'tweets', '--format', 'conll')
     assert r.returncode == 0 and r.stdout.splitlines()[0].startswith('Paris ')

@@ -25,18 +25,18 @@ def records(tmp_path_factory):
 def test_train_evaluate_predict_records_from_the_command_line(records, tmp_path):
     skill = tmp_path/'skill'
     r = run_cli('train', '--task', 'multimodal', '--train', records['train'], '--valid', records['valid'], '--test', records['test'],
-                '--epochs', 1, '--bs', 32, '--max-length', 32, '--fusion', 'gated', '--out', skill)
+                '--epochs', 1, '--bs', 32, '--max-length', 32, '--fusion', 'gated', '--out', skill, '--precision', 'no')   # fp32 throughout: scores compared to 1e-6
     assert r.returncode == 0, r.stderr
     meta = json.loads((skill/'skill.json').read_text())
     assert meta['task'] == 'multimodal' and meta['task_settings']['modalities'] == ['text', 'image', 'tabular']
     assert list(meta['task_settings']['tabular']['numeric']) == ['added_in']      # Unicode versions, '6.0': numbers
     test = json.loads((skill/'metrics.json').read_text())['test']
     assert test['accuracy'] > 0.3, test                      # nine categories: chance is about 0.11
-    r = run_cli('evaluate', skill, '--test', records['test'], '--json')
+    r = run_cli('evaluate', skill, '--test', records['test'], '--json', '--precision', 'no')
     assert r.returncode == 0, r.stderr
     assert abs(json.loads(r.stdout)['accuracy'] - test['accuracy']) < 1e-6
     # predicted from another folder: picture paths are read relative to the records' file
-    r = run_cli('predict', skill, '--file', records['test'], cwd=tmp_path)
+    r = run_cli('predict', skill, '--file', records['test'], '--precision', 'no', cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     preds = [json.loads(l) for l in r.stdout.splitlines()]
     assert len(preds) == 100 and all(p['label'] in meta['labels'] for p in preds)
@@ -105,13 +105,13 @@ def test_audio_records_train_predict_and_reload(tmp_path):
             lines.append(json.dumps(rec))
         (tmp_path/f'{split}.jsonl').write_text('\n'.join(lines) + '\n')
     r = run_cli('train', '--task', 'multimodal', '--train', tmp_path/'train.jsonl', '--test', tmp_path/'test.jsonl', '--epochs', 3,
-                '--audio-seconds', 1.5, '--fusion', 'concat', '--out', tmp_path/'skill')
+                '--audio-seconds', 1.5, '--fusion', 'concat', '--out', tmp_path/'skill', '--precision', 'no')
     assert r.returncode == 0, r.stderr
     meta = json.loads((tmp_path/'skill'/'skill.json').read_text())
     assert meta['task_settings']['modalities'] == ['text', 'audio'] and meta['task_settings']['audio_seconds'] == 1.5
     test = json.loads((tmp_path/'skill'/'metrics.json').read_text())['test']
     assert test['accuracy'] >= 0.75, test                  # pitch is plain to hear; the texts say nothing
-    r = run_cli('predict', tmp_path/'skill', '--file', tmp_path/'test.jsonl', cwd=tmp_path.parent)
+    r = run_cli('predict', tmp_path/'skill', '--file', tmp_path/'test.jsonl', '--precision', 'no', cwd=tmp_path.parent)
     assert r.returncode == 0, r.stderr
     preds = [json.loads(l) for l in r.stdout.splitlines()]
     assert len(preds) == 16 and preds[7]['record']['audio'] is None
