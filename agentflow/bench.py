@@ -175,7 +175,8 @@ def bench_train(data:str|None=None,          # a CoNLL folder with train.txt and
     lr = lr or default_lr(peft)
     precision = resolve_precision(precision)
     dsd = bench_data(data, max_train, join=join)
-    log(f"machine: {machine_features()}")
+    machine = machine_features()
+    log(f"machine: {machine}")
     peaks = dict(fp32=matmul_peak(torch.float32), bf16=matmul_peak(torch.bfloat16))
     skipped = []
     if settings is None:
@@ -206,7 +207,7 @@ def bench_train(data:str|None=None,          # a CoNLL folder with train.txt and
     if 'Trainer default' in trainers: ratios['f1_minus_default'] = ours['f1'] - trainers['Trainer default']['f1']
     lengths = [len(t) for t in dsd['train']['tokens']]
     return dict(data=data or 'wnut16', train_sentences=len(dsd['train']), test_sentences=len(dsd['test']), epochs=epochs,
-                peft=peft, lr=lr, bs=bs, repeat=repeat, join=join, mean_words=float(np.mean(lengths)), machine=machine_features(),
+                peft=peft, lr=lr, bs=bs, repeat=repeat, join=join, mean_words=float(np.mean(lengths)), machine=machine,
                 skipped=skipped, peaks_gflops=peaks, runs=runs, ratios=ratios)
 
 # %% ../nbs/15_bench.ipynb #3ea8b40f

@@ -429,8 +429,9 @@ COMMANDS = dict(demo=cmd_demo, train=cmd_train, evaluate=cmd_evaluate, predict=c
 def _write_failure(e:BaseException) -> str|None:
     "One line for an error writing a file (a full disk, a file-size limit, a read-only or forbidden place), else None"
     import errno, re
+    from agentflow.core import _WRITE_ERRORS        # the one list of a full disk's words, `named_errors`'s too
     code = getattr(e, 'errno', None)
-    m = re.search(r'No space left|StorageFull|File too large|FileTooLarge|code: (28|27)\b', str(e))   # also safetensors' Rust errors
+    m = any(re.search(p, str(e)) for p in _WRITE_ERRORS.values())   # also a library's own error that no `named_errors` caught
     where_ = f"{e.filename}: " if getattr(e, 'filename', None) else ''
     if code in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG) or m:
         return f"{where_}the disk is full (or a file-size limit was reached) while writing; what was saved before is intact"
