@@ -39,3 +39,19 @@ def ner_skill(wnut_files, tmp_path_factory):
                 '--precision', 'no')     # fp32: tests compare its saved scores with later runs to 1e-6
     assert r.returncode == 0, r.stderr
     return out
+
+def write_plan(folder, text):
+    "Write a workflow plan as `folder/plan.yaml`"
+    p = Path(folder)/'plan.yaml'; p.write_text(text); return p
+
+@pytest.fixture(scope='module')
+def domains(tmp_path_factory):
+    "Two CrowdFlower sentiment domains (airline, coachella) as train/test JSONL files, for the workflow's plans"
+    from agentflow.data import crowdflower_files
+    d = tmp_path_factory.mktemp('domains')
+    for s in ('airline', 'coachella'): crowdflower_files(d, s, n_test=120)
+    return d
+
+def steps_run(stderr:str) -> set:
+    "The steps a run started, from its log lines"
+    return {l.split()[0] for l in stderr.splitlines() if l.split()[1:2] == ['started']}
