@@ -9,7 +9,6 @@ import pandas as pd
 import torch
 from datasets import Dataset
 from fastcore.basics import store_attr
-from seqeval.metrics.sequence_labeling import get_entities
 from .core import *
 from .tasks import *
 from .skill import *
@@ -240,12 +239,14 @@ class EntitySwap(Perturbation):
     def from_dataset(cls, ds:Dataset) -> EntitySwap:
         "The entities of a NER dataset (the training split), by type"
         if 'tags' not in ds.column_names: raise ConfigError("entity swap needs NER data (tokens and tags) to draw entities from")
+        from seqeval.metrics.sequence_labeling import get_entities
         ents = {}
         for words, tags in zip(ds['tokens'], ds['tags']):
             for typ, s, e in get_entities(list(tags)): ents.setdefault(typ, []).append(tuple(words[s:e + 1]))
         return cls(ents)
 
     def words(self, words, tags, rng):
+        from seqeval.metrics.sequence_labeling import get_entities
         out_w, out_t, pos = [], [], 0
         for typ, s, e in get_entities(list(tags)):
             out_w += words[pos:s]; out_t += tags[pos:s]

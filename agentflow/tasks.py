@@ -11,9 +11,6 @@ from fastcore.basics import patch
 import numpy as np
 import torch, torch.nn.functional as F
 from transformers import AutoModelForTokenClassification, AutoModelForSequenceClassification
-from seqeval.metrics import classification_report
-from seqeval.metrics.sequence_labeling import get_entities
-from sklearn.metrics import f1_score, accuracy_score, precision_recall_fscore_support
 from datasets import Dataset, DatasetDict
 from .core import *
 from .data import *
@@ -252,6 +249,7 @@ class TokenClassification(Task):
 
     def metric(self, preds:list[list[str]], refs:list[list[str]]) -> dict:
         "Entity-level precision, recall and F1 (micro) and per entity type, from `seqeval`"
+        from seqeval.metrics import classification_report     # seqeval and scikit-learn load when first needed (a second of start-up)
         rep = classification_report(refs, preds, output_dict=True, zero_division=0)
         micro = rep['micro avg']
         types = {k: dict(precision=float(v['precision']), recall=float(v['recall']), f1=float(v['f1-score']), support=int(v['support']))
@@ -272,6 +270,7 @@ class TokenClassification(Task):
 
     def entities(self, tags:list[str], scores=None) -> list[dict]:
         "The entities in one sentence's tags: type, first and last word (inclusive) and mean score"
+        from seqeval.metrics.sequence_labeling import get_entities
         out = []
         for typ, start, end in get_entities(list(tags)):
             ent = dict(label=typ, start_word=start, end_word=end)
@@ -382,6 +381,7 @@ class TextClassification(Task):
 
     def metric(self, preds:list[str], refs:list[str]) -> dict:
         "Accuracy, macro-F1 and per-label precision/recall/F1"
+        from sklearn.metrics import f1_score, accuracy_score, precision_recall_fscore_support
         p, r, f, s = precision_recall_fscore_support(refs, preds, labels=self.labels, zero_division=0)
         per = {l: dict(precision=float(p[i]), recall=float(r[i]), f1=float(f[i]), support=int(s[i])) for i, l in enumerate(self.labels)}
         macro = float(f1_score(refs, preds, labels=self.labels, average='macro', zero_division=0))
@@ -516,6 +516,7 @@ class MultiLabelClassification(TextClassification):
 
     def metric(self, preds:list[list[str]], refs:list[list[str]]) -> dict:
         "Micro- and macro-averaged precision/recall/F1, subset accuracy, and per-label scores"
+        from sklearn.metrics import precision_recall_fscore_support
         y, t = np.array(self.label_ids(preds)), np.array(self.label_ids(refs))
         p, r, f, s = precision_recall_fscore_support(t, y, average=None, zero_division=0)
         per = {l: dict(precision=float(p[i]), recall=float(r[i]), f1=float(f[i]), support=int(s[i])) for i, l in enumerate(self.labels)}
