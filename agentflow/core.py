@@ -127,7 +127,8 @@ def quiet_transformers():
         if ds_bars: ds_logging.enable_progress_bar()
 
 # %% ../nbs/00_core.ipynb #3c138197
-_WRITE_ERRORS = {errno.ENOSPC: r'No space left|StorageFull|os error 28\b', errno.EFBIG: r'File too large|FileTooLarge|os error 27\b'}
+_WRITE_ERRORS = {errno.ENOSPC: r'No space left|StorageFull|os error 28\b|code: 28\b',     # 'code: N': Rust's Os { code: N, .. }
+                 errno.EFBIG: r'File too large|FileTooLarge|os error 27\b|code: 27\b'}
 
 @contextmanager
 def named_errors(path:str|Path):
