@@ -83,32 +83,51 @@ def test_run_redoes_only_what_changed_gates_and_rolls_back(domains, tmp_path):
     r = run_cli('rollback', plan, 'airline')
     assert r.returncode == 2 and 'v1 is its first version: nothing to roll back to' in r.stderr
 
+def _checkpoint(work:Path):
+    "The identity of the train step's last epoch checkpoint (a new one is written by rename), or None"
+    files = list(work.rglob('last.safetensors')) if work.exists() else []
+    return tuple((f.stat().st_ino, f.stat().st_mtime_ns) for f in files if f.exists()) or None
+
+def _procs_of(d:Path) -> list[str]:
+    "The command lines of the processes that name folder `d` (from /proc: `ps` cuts long lines short)"
+    found = []
+    for proc in Path('/proc').iterdir():
+        try: args = (proc/'cmdline').read_bytes().decode(errors='replace').split('\0')
+        except OSError: continue
+        if any(str(d) in a for a in args): found.append(' '.join(args))
+    return found
+
+def _step_running(d:Path) -> bool: return any('step_main' in a for a in _procs_of(d))
+
 def test_resume_after_kill_equals_an_uninterrupted_run(domains, tmp_path):
-    plan_text = ("defaults: {task: classify, epochs: 3, lr: 2.0e-3, max_length: 64, patience: 5, max_train: 250}\n"   # long enough for 3 kills
+    plan_text = ("defaults: {task: classify, epochs: 3, lr: 2.0e-3, max_length: 64, patience: 5, max_train: 120}\n"
                  "skills:\n  airline: {train: airline-train.jsonl, test: airline-test.jsonl, steps: [train, evaluate, deploy]}\n")
-    results, seconds = {}, None
+    results = {}
     for name in ('straight', 'killed'):
         d = tmp_path/name; d.mkdir()
         for f in domains.glob('airline*'): shutil.copy(f, d)
         plan = write_plan(d, plan_text)
         if name == 'killed':
-            rng, kills = random.Random(0), 0
-            for moment in sorted(rng.uniform(0.1, 0.9) * seconds for _ in range(3)):
+            # kill -9 at moments tied to the run's progress, not to the clock (a busy machine moves the clock's moments):
+            # once while the first attempt's step is starting or training, then each time soon after a new epoch's checkpoint
+            rng, kills, work = random.Random(0), 0, d/'plan.agentflow'
+            for attempt in range(3):
+                before = _checkpoint(work)
                 p = subprocess.Popen([AGENTFLOW, 'run', str(plan)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-                time.sleep(moment)
+                while p.poll() is None and not (_step_running(d) if attempt == 0 else _checkpoint(work) not in (before, None)):
+                    time.sleep(0.1)
+                time.sleep(rng.uniform(1, 4) if attempt == 0 else rng.uniform(0, 0.5))
                 if p.poll() is None: p.send_signal(signal.SIGKILL); kills += 1
                 p.communicate()
                 time.sleep(1)
-                assert not [l for l in subprocess.run(['ps', '-eo', 'args'], capture_output=True, text=True).stdout.splitlines()
-                            if str(d) in l], "a step outlived its run"
-            assert kills >= 2
-        t0 = time.time()
+                assert not _procs_of(d), f"a step outlived its run: {_procs_of(d)}"
+            assert kills == 3
         r = run_cli('run', plan)
         assert r.returncode == 0, r.stderr
-        if name == 'straight': seconds = time.time() - t0
-        else:
+        if name == 'killed':
             con = sqlite3.connect(d/'plan.agentflow'/'state.db')
             assert con.execute("select count(*) from attempts where state='interrupted'").fetchone()[0] >= 1
+            assert 'resumed from' in ''.join(f.read_text() for f in (d/'plan.agentflow'/'attempts').glob('train-*.log'))
         v1 = d/'plan.agentflow'/'skills'/'airline'/'v1'
         results[name] = (json.loads((v1/'metrics.json').read_text()), (v1/'adapter_model.safetensors').read_bytes())
         assert not list((d/'plan.agentflow').rglob('*.tmp'))     # nothing half-written is left
