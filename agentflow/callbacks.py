@@ -154,7 +154,7 @@ class SaveBest(Callback):
 
 class Checkpoint(Callback):
     "Save the full training state after each epoch; `fit(resume=True)` continues from it"
-    run_after = Recorder
+    run_after = (Recorder, SaveBest)   # the epoch's best weights are on disk before the state that says the epoch is done
     def _file(self):
         if not self.learn.path: raise ConfigError("Checkpoint needs the Learner's `path`")
         return Path(self.learn.path)/'last.safetensors'

@@ -52,5 +52,5 @@ def test_a_skill_whose_backbone_is_elsewhere_never_downloads(ner_skill, tmp_path
     shutil.copytree(ner_skill, skill)
     meta = json.loads((skill/'skill.json').read_text()); meta['backbone'] = 'someone/ner-backbone'
     (skill/'skill.json').write_text(json.dumps(meta))
-    one_line_error(run_cli('predict', skill, 'Justin Bieber', timeout=60),
+    one_line_error(run_cli('predict', skill, 'Justin Bieber', timeout=300),
                    "backbone 'someone/ner-backbone' is neither a folder nor in this machine's Hugging Face cache")
