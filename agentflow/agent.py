@@ -4,7 +4,7 @@
 
 # %% ../nbs/11_agent.ipynb #52bed044
 from __future__ import annotations
-import copy, json, re, tempfile, warnings, dataclasses
+import copy, json, math, re, tempfile, warnings, dataclasses
 from pathlib import Path
 import numpy as np
 import torch, torch.nn as nn, torch.nn.functional as F
@@ -21,13 +21,15 @@ from .processors import *
 from .tasks import *
 from .adapters import *
 from .skill import *
+from .skill import _backbone_of
 from .learner import Learner
 import agentflow
 import pandas as pd
 
 # %% auto #0
-__all__ = ['AGENT_FILE', 'read_skill_files', 'same_backbone', 'head_model', 'OnShared', 'Member', 'lora_config', 'mean_pool',
-           'Agent', 'CentroidModel', 'routing_report', 'skill_backbone', 'is_agent']
+__all__ = ['AGENT_FILE', 'ROUTER_SETTINGS', 'read_skill_files', 'same_backbone', 'head_model', 'OnShared', 'Member',
+           'check_router_settings', 'lora_config', 'mean_pool', 'Agent', 'CentroidModel', 'routing_report',
+           'skill_backbone', 'is_agent', 'check_agent']
 
 # %% ../nbs/11_agent.ipynb #4bef685a
 def _json(path:Path, data:bytes):
@@ -100,6 +102,20 @@ def _check_name(name:str):
 
 def _shown(backbone:str) -> str: return 'the shipped MiniLM (default)' if same_backbone(backbone, 'default') else backbone
 
+def _number(v) -> bool: return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+ROUTER_SETTINGS = dict(    # each router setting: its check, what it expects, its default
+    threshold=(lambda v: _number(v) and 0 <= v <= 1, 'a number from 0 to 1', 0.5),
+    temperature=(lambda v: _number(v) and 1e-3 <= v <= 100, 'a number from 0.001 to 100', 0.05),
+    max_length=(lambda v: isinstance(v, int) and not isinstance(v, bool) and MIN_MAX_LENGTH <= v <= MAX_LENGTH_LIMIT,
+                f'a whole number from {MIN_MAX_LENGTH} to {MAX_LENGTH_LIMIT}', 128))
+
+def check_router_settings(**settings):
+    "Refuse a router setting (threshold, temperature, max_length) of the wrong type or out of range, naming it"
+    for k, v in settings.items():
+        ok, expected, _ = ROUTER_SETTINGS[k]
+        if not ok(v): raise ConfigError(f"{k} is {json.dumps(v)[:60]}, expected {expected}")
+
 def lora_config(cfg:dict) -> LoraConfig:
     "A saved skill's LoRA configuration, for an adapter on the bare backbone (no task type, no head to save)"
     known = {f.name for f in dataclasses.fields(LoraConfig)}
@@ -118,6 +134,7 @@ class Agent:
                  threshold:float=0.5,            # below this router confidence the agent answers 'unsure' instead of guessing
                  temperature:float=0.05,         # centroid router: the softmax temperature of its cosine similarities
                  max_length:int=128):            # the router's longest window
+        check_router_settings(threshold=threshold, temperature=temperature, max_length=max_length)
         self.backbone = backbone or default_backbone()
         check_model_path(self.backbone)
         self.tokenizer = load_tokenizer(self.backbone)
@@ -328,8 +345,11 @@ def route(self:Agent, texts:list[str], bs:int=64,
     "For each text: the skill the router picks and its confidence, or `unsure` with the two skills it hesitated between"
     router = self.router
     texts = [t if isinstance(t, str) else ' '.join(t) for t in texts]     # lists of words: routed as their text
+    check_texts(texts)
     names, out = router.task.labels, []
-    for p in router.task.probs(np.stack(router.outputs({'text': list(texts)}, bs, precision))) if texts else []:
+    probs = router.task.probs(np.stack(router.outputs({'text': list(texts)}, bs, precision))) if texts else []
+    if not np.isfinite(probs).all(): raise ModelError("the router's scores are not numbers (NaN): its weights or centroids are damaged")
+    for p in probs:
         top = np.argsort(-p)[:2]
         r = dict(skill=names[top[0]], router_score=round(float(p[top[0]]), 4))
         if p[top[0]] < self.threshold:
@@ -395,6 +415,7 @@ def __call__(self:Agent, texts:str|list,       # a text or a list of texts
     names = [skill] * len(texts) if skill is None or isinstance(skill, str) else list(skill)
     if len(names) != len(texts): raise ConfigError(f"skill: {len(names)} names for {len(texts)} texts")
     for n in set(names) - {None}: self[n]
+    check_texts(texts)                 # an empty text is refused, as a single skill refuses it, not routed to a guess
     routes = [dict(skill=n, router_score=None) for n in names]
     free = [i for i, n in enumerate(names) if n is None]
     if free:
@@ -454,7 +475,7 @@ def save(self:Agent, path:str|Path) -> Path:
                     max_length=self.max_length, router=self.router_kind,
                     skills=[dict(name=n, dir=f'skills/{n}', task=m.task.kind, peft=m.peft) for n, m in self.members.items()],
                     centroids={n: [round(float(x), 7) for x in c] for n, c in self.centroids.items()})
-    with atomic_dir(path) as tmp:
+    with atomic_dir(path, expect=AGENT_FILE) as tmp:          # never replaces a folder that is not an agent
         for n in self.members:
             (tmp/'skills'/n).mkdir(parents=True)
             for f, b in self.files[n].items(): (tmp/'skills'/n/f).write_bytes(b)
@@ -474,21 +495,47 @@ def is_agent(path:str|Path) -> bool:
     "Whether `path` is a saved agent's folder"
     return (Path(path)/AGENT_FILE).is_file()
 
-@patch(cls_method=True)
-def load(cls:Agent, path:str|Path) -> Agent:
-    "Load an agent saved by `Agent.save`, checking every skill's files (a missing or damaged one is named)"
-    path = Path(path)
+def check_agent(path:str|Path) -> dict:
+    "The checked `agent.json` of agent folder `path`: every field's type and range, and skill folders inside the agent, before anything is built"
+    path = Path(path); f = path/AGENT_FILE
     if not is_agent(path):
         raise ModelError(f"{path}: not a saved agent (no {AGENT_FILE}); build one with `agentflow agent build {path} --skill NAME=SKILL_DIR ...`")
-    man = _json(path/AGENT_FILE, (path/AGENT_FILE).read_bytes())
-    for k in ('backbone', 'skills'):
-        if k not in man: raise ModelError(f"{path/AGENT_FILE}: damaged, field '{k}' is missing")
-    agent = cls(default_backbone() if man['backbone'] == 'default' else man['backbone'], man.get('threshold', 0.5),
-                man.get('temperature', 0.05), man.get('max_length', 128))
+    man = _json(f, f.read_bytes())
+    if not isinstance(man, dict): raise ModelError(f"{f}: damaged, expected a JSON object, not {type(man).__name__}")
+    def need(k, ok, expected, within=man, at=''):
+        if k not in within: raise ModelError(f"{f}: damaged, field '{at}{k}' is missing (expected {expected})")
+        if not ok(within[k]): raise ModelError(f"{f}: field '{at}{k}' is {json.dumps(within[k])[:60]}, expected {expected}")
+    need('backbone', lambda v: isinstance(v, str) and v.strip(), "'default', a model name or a folder")
+    for k, (ok, expected, default) in ROUTER_SETTINGS.items(): man.setdefault(k, default); need(k, ok, expected)
+    man.setdefault('router', 'centroid'); need('router', lambda v: v in ('centroid', 'trained'), "'centroid' or 'trained'")
+    need('skills', lambda v: isinstance(v, list) and v and all(isinstance(s, dict) for s in v),
+         'a list of skills, each an object with "name" and "dir"')
+    names, inside = [], path.resolve()
+    for i, s in enumerate(man['skills']):
+        at = f"skills[{i}]."
+        need('name', lambda v: isinstance(v, str) and _NAME.match(v) and not v.startswith('__'),
+             "letters, digits, '_' or '-' (at most 64, not starting with '_')", s, at)
+        if s['name'] in names: raise ModelError(f"{f}: field '{at}name' is \"{s['name']}\", a name given twice (each skill's name is its own)")
+        names.append(s['name'])
+        need('dir', lambda v: isinstance(v, str) and v.strip() and not Path(v).is_absolute() and (path/v).resolve().is_relative_to(inside),
+             f"a folder inside the agent's folder, like \"skills/{s['name']}\" (not an absolute path, nor a link out of it)", s, at)
+    man.setdefault('centroids', {})
+    need('centroids', lambda v: isinstance(v, dict) and set(v) <= set(names), "an object of each skill's name and its centroid")
+    for n in man['centroids']:
+        need(n, lambda v: isinstance(v, list) and all(_number(x) for x in v) and any(x != 0 for x in v),
+             'a list of finite numbers, not all 0', man['centroids'], 'centroids.')
+    return man
+
+@patch(cls_method=True)
+def load(cls:Agent, path:str|Path) -> Agent:
+    "Load an agent saved by `Agent.save`, checking `agent.json` (`check_agent`) and every skill's files (a missing or damaged one is named)"
+    path = Path(path); man = check_agent(path)
+    name, folder = _backbone_of(man, path, AGENT_FILE)     # a Hub name is taken from this machine's cache, never downloaded
+    agent = cls(folder, man['threshold'], man['temperature'], man['max_length'])
+    if man['backbone'] != 'default': agent.backbone = name
     width = agent.base.config.hidden_size
     for s in man['skills']:
         name, folder = s['name'], path/s['dir']
-        _check_name(name)
         files = read_skill_files(folder)
         agent.members[name] = agent._load_member(name, files, folder)
         agent.files[name] = files

@@ -17,8 +17,9 @@ from .recipes import *
 from .agent import *
 
 # %% auto #0
-__all__ = ['PREDICT_CHUNK', 'PRECISION_HELP', 'COMMANDS', 'cmd_train', 'cmd_evaluate', 'cmd_predict', 'cmd_explain', 'cmd_demo',
-           'cmd_docs', 'cmd_bench', 'cmd_agent', 'cmd_serve', 'cmd_run', 'cmd_status', 'cmd_rollback', 'parser', 'main']
+__all__ = ['PREDICT_CHUNK', 'RUN_HELP', 'PRECISION_HELP', 'COMMANDS', 'cmd_train', 'cmd_evaluate', 'cmd_predict', 'cmd_explain',
+           'cmd_demo', 'cmd_docs', 'cmd_bench', 'cmd_agent', 'cmd_serve', 'cmd_run', 'cmd_status', 'cmd_rollback',
+           'parser', 'main']
 
 # %% ../nbs/14_cli.ipynb #dae58934
 def _log(msg): print(msg, file=sys.stderr)
@@ -30,7 +31,9 @@ def _kind_flags(a, cls) -> tuple[dict, dict]:
     for other in Task.registry.values():
         for flag, (_, kw) in other.cli_options.items():
             dest = flag.lstrip('-').replace('-', '_')
-            if flag not in cls.cli_options and getattr(a, dest, kw.get('default')) != kw.get('default'):
+            given = getattr(a, dest, None)          # None: not given (evaluate, predict and explain then take the skill's own)
+            default = kw.get('default', False if kw.get('action') == 'store_true' else None)
+            if flag not in cls.cli_options and given is not None and given != default:
                 raise ConfigError(f"{flag} is not a flag of a {cls.kind} task (it takes: {', '.join(cls.cli_options) or 'none'})")
     return cls.from_cli(a)
 
@@ -67,10 +70,14 @@ def cmd_train(a) -> int:
     print(f"saved the skill, metrics.json and report.html in {a.out}")
     return 0
 
-def _read(skill:Skill, a, path):
-    "Read `path` with the skill's task, using the task's flags in `a`"
+def _reader(skill:Skill, a) -> dict:
+    "The reader's settings for a file given to a skill: the flags given in `a`, else those the skill was trained with, else the reader's defaults"
     read, _ = _kind_flags(a, type(skill.task))
-    return skill.task.read(path, encoding=a.encoding, **read)
+    return {**skill.read, **{k: v for k, v in read.items() if v is not None}}
+
+def _read(skill:Skill, a, path):
+    "Read `path` with the skill's task and reader settings (`_reader`)"
+    return skill.task.read(path, encoding=a.encoding, **_reader(skill, a))
 
 def cmd_evaluate(a) -> int:
     if is_agent(a.dir): raise ConfigError(f"{a.dir} is an agent: evaluate one of its skills ({Path(a.dir)/'skills'/'NAME'})")
@@ -100,12 +107,12 @@ def _encoding(name:str) -> str:
     try: return check_encoding(name)
     except ConfigError as e: raise argparse.ArgumentTypeError(str(e).removeprefix('--encoding: ')) from None
 
-def _texts(a, task=None) -> list:
-    "The inputs to predict: arguments, then the file's (its lines, the task's reading of it, or with --conll its sentences)"
+def _texts(a, skill=None) -> list:
+    "The inputs to predict: arguments, then the file's (its lines, the skill's reading of it, or with --conll its sentences)"
     texts = list(a.text)
     if a.file:
         if getattr(a, 'conll', False): texts += read_words(a.file, a.encoding)
-        else: texts += task.read_inputs(a.file, a.encoding, **_kind_flags(a, type(task))[0]) if task is not None else input_lines(a.file, a.encoding)
+        else: texts += skill.task.read_inputs(a.file, a.encoding, **_reader(skill, a)) if skill is not None else input_lines(a.file, a.encoding)
     elif getattr(a, 'conll', False): raise ConfigError("--conll goes with --file F (a CoNLL file)")
     if not texts: raise ConfigError("nothing to predict or explain: give texts as arguments or --file F (one text per line)")
     return texts
@@ -118,7 +125,7 @@ def cmd_predict(a) -> int:
     skill = Skill.load(a.dir)
     if a.format not in skill.task.formats:
         raise ConfigError(f"--format {a.format} is not available for a {skill.task.kind} skill (it has: {', '.join(skill.task.formats)})")
-    texts = _texts(a, skill.task)
+    texts = _texts(a, skill)
     for i in range(0, len(texts), PREDICT_CHUNK):            # a long file: answers stream out as they come
         for p in skill.predict(texts[i:i + PREDICT_CHUNK], bs=a.bs, precision=a.precision, pretokenized=a.pretokenized):
             print(skill.task.format_prediction(p, a.format))
@@ -138,7 +145,7 @@ def _agent_predict(a) -> int:
     texts = _texts(a)
     for i in range(0, len(texts), PREDICT_CHUNK):
         for p in agent(texts[i:i + PREDICT_CHUNK], skill=a.skill, bs=a.bs, pretokenized=a.pretokenized, precision=a.precision):
-            print(json.dumps(agent.answer_record(p), ensure_ascii=False))
+            print(json_line(agent.answer_record(p)))
         sys.stdout.flush()
     return 0
 
@@ -154,10 +161,10 @@ def _explain_jobs(a, texts:list, skill=None) -> list:
 def cmd_explain(a) -> int:
     from agentflow.explain import explain, explanation_summary, summary_lines, explanations_report   # shap: only when asked for
     single = None if is_agent(a.dir) else Skill.load(a.dir)
-    texts = _texts(a, single.task if single else None)
+    texts = _texts(a, single)
     own = single.task.explain_own(single, texts, a.max_evals, a.bs) if single else None
     if own is not None:                       # records, say: the kind explains its own inputs
-        for e in own: print(json.dumps(e, ensure_ascii=False) if a.json else '\n'.join(single.task.explanation_lines(e, a.top)))
+        for e in own: print(json_line(e) if a.json else '\n'.join(single.task.explanation_lines(e, a.top)))
         if a.html:
             with atomic_write(a.html) as f: f.write(single.task.explanations_page(own))
             _log(f"wrote {a.html}")
@@ -173,7 +180,7 @@ def cmd_explain(a) -> int:
     for t, e, (skill, route) in zip(texts, exps, jobs):
         s = explanation_summary(e, a.top, skill.task) if e is not None else dict(text=t, prediction=[], outputs=[])
         if route is not None: s = {**route, **s}          # which skill answered, and how sure the router was
-        if a.json: print(json.dumps(s, ensure_ascii=False)); continue
+        if a.json: print(json_line(s)); continue
         if route is not None: print(f"[skill {route['skill'] or 'unsure'}, router score {route['router_score']}]")
         print('\n'.join(summary_lines(s)))
     if a.html:
@@ -263,8 +270,10 @@ def cmd_agent(a) -> int:
 
 def cmd_serve(a) -> int:
     from agentflow.serve import serve     # FastAPI and uvicorn: only when serving
-    return serve(a.dir, host=a.host, port=a.port, max_texts=a.max_texts, max_chars=a.max_chars, batch=a.batch,
-                 wait_ms=a.wait_ms, log=_log, precision=a.precision)
+    return serve(a.dir, host=a.host, port=a.port, max_texts=a.max_texts, max_chars=a.max_chars, max_body=a.max_body, batch=a.batch,
+                 wait_ms=a.wait_ms, log=_log, precision=a.precision, api_key=a.api_key, allow_hosts=a.allow_host,
+                 media_dir=a.media_dir or False, explain_seconds=a.explain_seconds, header_seconds=a.header_seconds,
+                 max_connections=a.max_connections, grace=a.grace)
 
 def cmd_run(a) -> int:
     from agentflow.workflow import load_plan, run_plan, run_every, parse_every
@@ -278,15 +287,20 @@ def cmd_run(a) -> int:
     print(run.table().to_string())
     failed = [s for s, st in run.state.items() if st == 'failed']
     if failed: _log(f"agentflow: {len(failed)} step{'s' * (len(failed) > 1)} failed: {', '.join(failed)} (their logs are named above)")
-    return 1 if failed else 0
+    refused = [s for s, st in run.state.items() if st == 'refused']
+    if refused and a.strict: _log(f"agentflow: --strict: the gate refused {', '.join(refused)}")
+    return 1 if failed else 3 if refused and a.strict else 0
 
 def cmd_status(a) -> int:
-    from agentflow.workflow import plan_status, versions
-    st = plan_status(a.plan)
-    if a.json: print(st.reset_index().to_json(orient='records', indent=2)); return 0
+    from agentflow.workflow import plan_status, versions, search_trials
+    st, vs, trials = plan_status(a.plan), versions(a.plan), search_trials(a.plan)
+    if a.json:
+        tables = dict(steps=st.reset_index(), versions=vs, trials=trials)
+        print(json.dumps({k: json.loads(t.to_json(orient='records')) for k, t in tables.items()}, indent=2)); return 0
     print(st.to_string())
-    vs = versions(a.plan)
     if len(vs): print('\n' + vs.drop(columns='path').to_string(index=False))
+    for skill, t in (trials.groupby('skill', sort=False) if len(trials) else []):
+        print(f"\nsearch trials of {skill}:\n" + t.drop(columns='skill').dropna(axis=1, how='all').to_string(index=False))
     return 0
 
 def cmd_rollback(a) -> int:
@@ -306,40 +320,78 @@ def _task_options(p, to:str|None=None):
     for cls in Task.registry.values():
         for flag, (where_, kw) in cls.cli_options.items():
             if flag in seen or (to is not None and where_ != to): continue
+            if to == 'read':        # a saved skill's files: by default read as its training files were (its skill.json)
+                kw = {**kw, 'default': None, 'help': f"{kw.get('help', '')} (default: as the skill's training files were read)"}
             seen.add(flag); p.add_argument(flag, **kw)
 
+_TRAIN_FILES = """files by --task:
+  ner         CoNLL: one word per line with its IOB tag (--columns: which columns), a blank line between sentences
+  classify    CSV, TSV or JSON lines: a text column and a label column (--text-col text, --label-col label)
+  multilabel  the same, the label cell holding labels separated by --label-sep, or a JSON list
+  multimodal  JSON lines (or CSV/TSV) records: {"text": ..., "image": "pics/1.jpg", "audio": "clips/1.wav", "label": ...}
+              and tabular fields in other columns; media paths relative to the file's folder (--image-col, --audio-col, --fields)
+the skill records how its files were read: evaluate, predict --file and explain read later files the same way"""
+
+RUN_HELP = """Run a plan: every step whose inputs changed, in order, in parallel where resources allow; state in
+WORKDIR/state.db (WORKDIR: NAME.agentflow beside the plan). A plan is YAML:
+
+  defaults: {task: classify, epochs: 3, max_length: 64}     # any `agentflow train` setting, for every skill
+  gate: {tolerance: 0.01}                                   # a new version may score this much below the live one
+  skills:
+    tickets: {train: data/train.csv, test: data/test.csv, read: {text_col: body, label_col: queue}}
+    ner: {task: ner, train: data/train.conll, test: data/test.conll, read: {columns: '0,-1'}}
+  agent: {router: centroid}                                 # out: its folder (default WORKDIR/agent)
+
+Every key, and `read:` for each kind of file, is in the docs' Workflow chapter:
+https://agentflow.github.io/agentflow/workflow.html (or build the docs offline: agentflow docs).
+Exit status: 0 done (also when the gate refused a version: see --strict), 1 a step failed, 2 a bad plan or
+argument (nothing run), 3 a refused deploy with --strict, 130 interrupted (Ctrl-C), 143 terminated (SIGTERM)."""
+
 PRECISION_HELP = "auto (the default: bf16 where the hardware multiplies it natively, else fp32), bf16, or no (fp32)"
+
+class _DefaultsHelp(argparse.RawDescriptionHelpFormatter):
+    "Help that shows each option's default where it has one and its text does not say it already, and keeps the epilog's lines"
+    def _get_help_string(self, action):
+        h = action.help or ''
+        if action.default not in (None, False, argparse.SUPPRESS) and 'default' not in h: h += ' (default: %(default)s)'
+        return h
 
 def parser() -> argparse.ArgumentParser:
     p = _Parser(prog='agentflow', description='Fine-tune transformers with PEFT adapters, evaluate, predict and explain')
     sub = p.add_subparsers(dest='command', required=True, parser_class=_Parser)
     d = sub.add_parser('demo', help='fine-tune MiniLM + LoRA on the shipped WNUT-2016 NER data')
     d.add_argument('--out', default='agentflow-demo'); d.add_argument('--quick', action='store_true', help='a shorter run: about 3 minutes on an idle two-core machine, longer beside other jobs')
-    t = sub.add_parser('train', help='fine-tune a skill on your files')
-    t.add_argument('--task', choices=list(Task.registry), default='ner')
-    t.add_argument('--train', required=True); t.add_argument('--valid'); t.add_argument('--test')
+    t = sub.add_parser('train', help='fine-tune a skill on your files', epilog=_TRAIN_FILES, formatter_class=_DefaultsHelp)
+    t.add_argument('--task', choices=list(Task.registry), default='ner', help='the kind of task (its file format: below)')
+    t.add_argument('--train', required=True, help='the training file')
+    t.add_argument('--valid', help='the validation file (default: a tenth of --train held out)')
+    t.add_argument('--test', help='a test file, scored at the end')
     _task_options(t)
-    t.add_argument('--encoding', default='utf-8', type=_encoding)
+    t.add_argument('--encoding', default='utf-8', type=_encoding, help="the files' text encoding")
     t.add_argument('--model', default=None, help='Hugging Face name or folder (default: the shipped MiniLM)')
-    t.add_argument('--peft', choices=list(PEFT_METHODS), default='lora')
+    t.add_argument('--peft', choices=list(PEFT_METHODS), default='lora', help='the adapter (none: fine-tune the model itself)')
     t.add_argument('--train-layers', default='all', help="without peft: all, head, or a number of top layers")
-    t.add_argument('--r', type=int, default=8); t.add_argument('--alpha', type=int, default=16)
-    t.add_argument('--epochs', type=int, default=3); t.add_argument('--bs', type=int, default=16)
-    t.add_argument('--lr', type=float, default=None, help='default 5e-4 with an adapter, 5e-5 without')
-    t.add_argument('--max-length', type=int, default=128); t.add_argument('--seed', type=int, default=42)
-    t.add_argument('--patience', type=int, default=2); t.add_argument('--warmup', type=float, default=0.1)
+    t.add_argument('--r', type=int, default=8, help='LoRA rank'); t.add_argument('--alpha', type=int, default=16, help='LoRA alpha')
+    t.add_argument('--epochs', type=int, default=3, help='epochs at most (early stopping may end sooner)')
+    t.add_argument('--bs', type=int, default=16, help='batch size')
+    t.add_argument('--lr', type=float, default=None, help='peak learning rate (default: 5e-4 with an adapter, 5e-5 without)')
+    t.add_argument('--max-length', type=int, default=128, help=f'longest window in pieces, at least {MIN_MAX_LENGTH}; longer texts become overlapping windows')
+    t.add_argument('--seed', type=int, default=42, help='seed of initialisation and batch order')
+    t.add_argument('--patience', type=int, default=2, help='epochs without improvement before stopping')
+    t.add_argument('--warmup', type=float, default=0.1, help='fraction of the steps spent warming up')
     t.add_argument('--head-lr-mult', type=float, default=10., help="the new head's learning rate is lr times this")
     t.add_argument('--precision', choices=list(PRECISIONS), default='auto', help=PRECISION_HELP)
     t.add_argument('--bf16', action='store_true', help='the same as --precision bf16')
-    t.add_argument('--max-train', type=int, default=None)
+    t.add_argument('--max-train', type=int, default=None, help='use only the first N training examples (default: all)')
     t.add_argument('--resume', action='store_true', help='continue an interrupted run from DIR/checkpoints')
     t.add_argument('--processes', type=int, default=1, help='train with N processes (accelerate launch: DDP over GPUs, or CPU processes); --bs is per process')
-    t.add_argument('--adv', choices=['fgm', 'pgd'], default=None, help='adversarial training on the embedding outputs')
-    t.add_argument('--adv-eps', type=float, default=1.0, help='FGM/PGD radius per example (word vectors have norm ~1)')
-    t.add_argument('--pgd-alpha', type=float, default=0.3); t.add_argument('--pgd-steps', type=int, default=3)
-    t.add_argument('--rdrop', type=float, default=0., metavar='A', help='R-Drop: weight of the KL between two dropout passes')
-    t.add_argument('--label-smoothing', type=float, default=0., metavar='E', help='spread E of the target over all labels')
-    t.add_argument('--out', required=True)
+    t.add_argument('--adv', choices=['fgm', 'pgd'], default=None, help='adversarial training on the embedding outputs (default: none)')
+    t.add_argument('--adv-eps', type=float, default=ADV_EPS, help="FGM/PGD radius, relative to each example's embedding norm")
+    t.add_argument('--pgd-alpha', type=float, default=PGD_ALPHA, help='PGD step, in the same units')
+    t.add_argument('--pgd-steps', type=int, default=3, help='PGD steps')
+    t.add_argument('--rdrop', type=float, default=0., metavar='A', help='R-Drop: weight of the KL between two dropout passes (0: off)')
+    t.add_argument('--label-smoothing', type=float, default=0., metavar='E', help='spread E of the target over all labels (0: off)')
+    t.add_argument('--out', required=True, help='the folder to write the skill, metrics.json and report.html into')
     b = sub.add_parser('bench', help='time agentflow against the Hugging Face Trainer or pipeline, an agent against separate skills, the workflow scheduler against one after another')
     b.add_argument('what', choices=['train', 'predict', 'explain', 'agent', 'workflow', 'multimodal'])
     b.add_argument('--data', default=None, help='a CoNLL folder with train.txt and test.txt (default: the shipped WNUT-2016)')
@@ -373,14 +425,24 @@ def parser() -> argparse.ArgumentParser:
     v.add_argument('--batch', type=int, default=32, help='texts gathered into one model call at most')
     v.add_argument('--wait-ms', type=float, default=5, help='how long a request waits for others to share its batch')
     v.add_argument('--precision', choices=list(PRECISIONS), default='auto', help=PRECISION_HELP)
-    r = sub.add_parser('run', help='run a workflow plan (YAML): only the steps whose inputs changed')
+    v.add_argument('--max-body', type=int, default=2_000_000, help='bytes per request body at most, counted as read (more: 413)')
+    v.add_argument('--api-key', default=None, help='clients must send "Authorization: Bearer KEY" (default: $AGENTFLOW_API_KEY; the variable keeps it out of ps)')
+    v.add_argument('--allow-host', action='append', default=[], metavar='NAME', help="a Host header to answer besides the loopback names and --host (repeat; '*': any)")
+    v.add_argument('--media-dir', default=None, metavar='DIR', help='multimodal records may name media files inside DIR (default: inline data: URLs only)')
+    v.add_argument('--explain-seconds', type=float, default=120, help="an explanation's time budget (past it: 422)")
+    v.add_argument('--header-seconds', type=float, default=10, help="a request's headers must arrive within this, or the connection is closed")
+    v.add_argument('--max-connections', type=int, default=512, help='open connections at most (more: 503)')
+    v.add_argument('--grace', type=float, default=30, help='on SIGTERM: seconds for the requests in flight before they are cancelled')
+    r = sub.add_parser('run', help='run a workflow plan (YAML): only the steps whose inputs changed', description=RUN_HELP,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     r.add_argument('plan'); r.add_argument('--engine', choices=['local', 'ray'], default='local', help='where steps run: processes here, or Ray tasks (RAY_ADDRESS, else a local Ray)')
     r.add_argument('--force', action='store_true', help='run every step, even those up to date')
     r.add_argument('--every', default=None, metavar='PERIOD', help='keep running: again every PERIOD (30m, 6h, 1d)')
     r.add_argument('--runs', type=int, default=None, help='--every: stop after N runs')
+    r.add_argument('--strict', action='store_true', help='for CI: exit 3 when the deploy gate refused a new version (else a refusal exits 0)')
     u = sub.add_parser('status', help="a plan's steps: last state, time, scores, and whether a run now would run them")
-    u.add_argument('plan'); u.add_argument('--json', action='store_true')
-    k = sub.add_parser('rollback', help="make a skill's previous deployed version live again (and rebuild the agent)")
+    u.add_argument('plan'); u.add_argument('--json', action='store_true', help='print JSON: {"steps": [...], "versions": [...], "trials": [...]} (the search trials)')
+    k = sub.add_parser('rollback', help="make a skill's previous deployed version live again (and rebuild the agent: the plan runs again)")
     k.add_argument('plan'); k.add_argument('skill')
     s = sub.add_parser('docs', help='build the docs site offline into _docs/ (inside a clone of the repository)')
     s.add_argument('--serve', action='store_true', help='then serve it on http://localhost:PORT')
@@ -436,18 +498,27 @@ def _write_failure(e:BaseException) -> str|None:
     if code in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG) or m:
         return f"{where_}the disk is full (or a file-size limit was reached) while writing; what was saved before is intact"
     if code in (errno.EROFS, errno.EACCES, errno.EPERM): return f"{where_}cannot write here ({e.strerror})"
+    if code == errno.EBUSY: return f"{where_}cannot be replaced: it is in use or a mount point; write into a new folder (inside it, say)"
     return None
 
 class _Terminated(KeyboardInterrupt): "SIGTERM, handled as Ctrl-C is"
 
 def _terminate(signum, frame): raise _Terminated()
 
+def _short_ascii(t:str) -> str: return ascii(t) if len(t) <= 30 else ascii(t[:30]) + '...'
+
 def main(argv:list[str]|None=None) -> int:
     "Entry point of the `agentflow` command"
     import signal
     os.environ.setdefault('TOKENIZERS_PARALLELISM', 'false')
+    raw = list(map(str, argv if argv is not None else sys.argv[1:]))
+    for i, t in enumerate(raw):            # bytes that are not UTF-8 arrive as lone surrogates, which no text can hold
+        try: t.encode('utf-8')
+        except UnicodeEncodeError:
+            print(f"agentflow: error: argument {i + 1} is not valid UTF-8 ({_short_ascii(t)}); give UTF-8 text, or a file with --file and --encoding", file=sys.stderr)
+            return 2
     a = parser().parse_args(argv)
-    a.argv = list(map(str, argv if argv is not None else sys.argv[1:]))
+    a.argv = raw
     if threading.current_thread() is threading.main_thread(): signal.signal(signal.SIGTERM, _terminate)
     try: return COMMANDS[a.command](a)
     except AgentflowError as e:

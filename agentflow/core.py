@@ -14,8 +14,8 @@ import torch
 __all__ = ['PRECISIONS', 'AgentflowError', 'DataError', 'ConfigError', 'ModelError', 'TrainingError', 'OutputError', 'where',
            'process_rank', 'process_count', 'check_encoding', 'set_seed', 'default_device', 'fast_bf16',
            'machine_features', 'set_threads', 'resolve_precision', 'inference', 'quiet_transformers', 'named_errors',
-           'atomic_write', 'exchange', 'atomic_dir', 'write_lock', 'check_writable', 'save_json', 'package_dir',
-           'default_backbone', 'local_model', 'is_head', 'peak_rss_mb']
+           'atomic_write', 'exchange', 'check_replaceable', 'atomic_dir', 'write_lock', 'check_writable', 'save_json',
+           'package_dir', 'default_backbone', 'local_model', 'is_head', 'peak_rss_mb']
 
 # %% ../nbs/00_core.ipynb #4aa7604b
 class AgentflowError(Exception):
@@ -165,15 +165,35 @@ def exchange(a:str|Path, b:str|Path) -> bool:
     if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP): return False                # this file system cannot swap
     raise OSError(err, os.strerror(err), str(b))
 
+def _umask() -> int:
+    "This process's umask, read without changing it where Linux tells it"
+    try: return next(int(l.split()[1], 8) for l in open('/proc/self/status') if l.startswith('Umask:'))
+    except (OSError, StopIteration): m = os.umask(0o22); os.umask(m); return m
+
+def check_replaceable(path:str|Path, expect:str|tuple=()):
+    "Refuse to replace `path` unless it is missing, an empty folder, or a folder holding one of `expect` (what its writer writes)"
+    path, expect = Path(path), (expect,) if isinstance(expect, str) else tuple(expect)
+    if not path.exists() and not path.is_symlink(): return
+    if not path.is_dir() or path.is_symlink(): raise OutputError(f"{path}: exists and is not a folder; choose a new one")
+    held = sorted(p.name for p in path.iterdir())
+    if not held or any((path/e).exists() for e in expect): return
+    shown = ', '.join(held[:5]) + (f' and {len(held) - 5} more' if len(held) > 5 else '')
+    raise OutputError(f"{path}: holds {shown}, not what is saved here (no {' or '.join(expect) or 'earlier save'}); "
+                      f"nothing was replaced: choose a new or empty folder")
+
 @contextmanager
-def atomic_dir(path:str|Path):
-    "Yield a temporary folder that replaces `path` only if the block succeeds; `path` is never missing meanwhile"
+def atomic_dir(path:str|Path,              # the folder to write
+               expect:str|tuple=()):       # what a folder this writer made holds (`agent.json`): only such a folder is replaced
+    "Yield a temporary folder that replaces `path` only if the block succeeds; `path` is never missing meanwhile, and a folder that is not what this writer writes is never replaced"
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
     old = path.with_name(f'.{path.name}.old')
     if old.exists() and not path.exists(): old.rename(path)         # an earlier swap was interrupted between its moves
+    check_replaceable(path, expect)
     tmp = Path(tempfile.mkdtemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent))
     try:
         yield tmp
+        check_replaceable(path, expect)                             # what appeared there meanwhile is not replaced either
+        tmp.chmod(0o777 & ~_umask())                                # a folder's usual mode, not mkdtemp's 0700
         if path.exists() and exchange(tmp, path): shutil.rmtree(tmp, ignore_errors=True)   # tmp now holds the old folder
         else:
             if path.exists(): shutil.rmtree(old, ignore_errors=True); path.rename(old)

@@ -35,13 +35,17 @@ class SkillModel(CachedModel):
                  targets=None,          # the task's `explain_targets` of one text; None: every label is an output
                  output:str='prob',     # classification: 'prob', 'logodds' or 'logit'
                  bs:int=64,             # batch size
-                 precision:str='auto'): # 'auto' (bf16 where native), 'bf16' or 'no' (fp32)
+                 precision:str='auto',  # 'auto' (bf16 where native), 'bf16' or 'no' (fp32)
+                 check=None):           # called before every model call; it raises to stop the explanation (a deadline, a client gone)
         if output not in ('prob', 'logodds', 'logit'): raise ConfigError(f"output must be prob, logodds or logit, not {output!r}")
         store_attr()
     def compute(self, texts:list[str]) -> np.ndarray:
-        task = self.skill.task
-        outs = self.skill.outputs(task.explain_inputs(texts), self.bs, self.precision)
-        return np.stack([task.target_values(o, self.targets, self.output) for o in outs])
+        task, rows = self.skill.task, []
+        for i in range(0, len(texts), self.bs):     # shap may ask for thousands at once: `check` between batches
+            if self.check is not None: self.check()
+            outs = self.skill.outputs(task.explain_inputs(texts[i:i + self.bs]), self.bs, self.precision)
+            rows += [task.target_values(o, self.targets, self.output) for o in outs]
+        return np.stack(rows)
 
 # %% ../nbs/08_explain.ipynb #303b542b
 class Words:
@@ -72,20 +76,26 @@ def _masker(skill):
     if not skill.task.explain_words: return shap.maskers.Text(tok)
     return shap.maskers.Text(Words(), mask_token=tok.mask_token or tok.unk_token or '...', collapse_mask_token=False)
 
-def _explain_together(skill, texts, max_evals, bs, output, precision):
+def _explain_together(skill, texts, max_evals, bs, output, precision, check):
     "Every label an output: one explainer over all the texts"
-    explainer = shap.Explainer(SkillModel(skill, None, output, bs, precision), _masker(skill),
+    explainer = shap.Explainer(SkillModel(skill, None, output, bs, precision, check), _masker(skill),
                                output_names=list(skill.task.labels), algorithm='partition')
     return explainer(list(texts), max_evals=max_evals, batch_size=bs, silent=True)
 
-def _explain_one(skill, text, max_evals, bs, output, why_not, precision, strict):
+def _one_word(model, masker, text, names):
+    "A text of one word: that word carries the whole difference from the masked text (exactly SHAP's value; shap's own clustering needs two)"
+    out = model([text, masker(np.zeros(1, dtype=bool), text)[0][0]])
+    return shap.Explanation(values=(out[0] - out[1])[None], base_values=out[1], data=np.array([text]), output_names=names)
+
+def _explain_one(skill, text, max_evals, bs, output, why_not, precision, strict, check):
     "The outputs of one text's prediction (its entities, say), explained on their own"
     pred = skill.predict([text], bs=bs)[0]
     targets = skill.task.explain_targets(pred, why_not, strict)
     if not targets: return None
-    explainer = shap.Explainer(SkillModel(skill, targets, output, bs, precision), _masker(skill),
-                               output_names=[t['name'] for t in targets], algorithm='partition')
-    e = explainer([skill.task.explain_text(pred)], max_evals=max_evals, batch_size=bs, silent=True)[0]
+    model, masker, names = SkillModel(skill, targets, output, bs, precision, check), _masker(skill), [t['name'] for t in targets]
+    text = skill.task.explain_text(pred)
+    if len(text.split()) == 1: e = _one_word(model, masker, text, names)
+    else: e = shap.Explainer(model, masker, output_names=names, algorithm='partition')([text], max_evals=max_evals, batch_size=bs, silent=True)[0]
     e.prediction, e.targets = pred, targets
     return e
 
@@ -95,15 +105,16 @@ def explain(skill:Skill,                # a trained skill
             bs:int=64,                  # batch size of the model calls
             output:str='prob',          # classification: explain 'prob', 'logodds' or 'logit'
             why_not=None,               # token tasks: words (or indices) to explain as "not an entity" (each in the texts that have it); True: all
-            precision:str='auto'):      # 'auto' (bf16 where the hardware multiplies it natively), 'bf16' or 'no'
+            precision:str='auto',       # 'auto' (bf16 where the hardware multiplies it natively), 'bf16' or 'no'
+            check=None):                # called before every model call; it raises to stop the explanation (a deadline, a client gone)
     "SHAP explanations of a skill's predictions: every label's score, or each predicted entity, as the task says"
     single = isinstance(texts, str)
     texts = [texts] if single else list(texts)
     if not skill.task.explain_per_text:
         skill.task.explain_targets(None, why_not)          # (a task without per-text targets refuses `why_not`)
-        e = _explain_together(skill, texts, max_evals, bs, output, precision)
+        e = _explain_together(skill, texts, max_evals, bs, output, precision, check)
         return _rich(e[0] if single else e)
-    out = [_rich(_explain_one(skill, t, max_evals, bs, output, why_not, precision, strict=single)) for t in texts]
+    out = [_rich(_explain_one(skill, t, max_evals, bs, output, why_not, precision, single, check)) for t in texts]
     if not single and isinstance(why_not, (list, tuple)):  # a word asked about must be a word of some text
         named = {t.get('word_text') for e in out if e is not None for t in e.targets}
         missing = [w for w in why_not if isinstance(w, str) and w not in named]

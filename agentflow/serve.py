@@ -4,43 +4,59 @@
 
 # %% ../nbs/13_serve.ipynb #b93f4dcb
 from __future__ import annotations
-import asyncio, json, os, socket, time
-from concurrent.futures import ThreadPoolExecutor
+import asyncio, ctypes, errno, hmac, html, ipaddress, json, os, queue, resource, socket, threading, time
+from concurrent.futures import Future
 from contextlib import asynccontextmanager
 from pathlib import Path
 from fastapi import FastAPI, HTTPException, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, HTMLResponse
 from fastapi.exceptions import RequestValidationError
-from fastapi.exception_handlers import request_validation_exception_handler
 from pydantic import BaseModel, ConfigDict, Field
+from fastcore.basics import store_attr
 from .core import *
 from .skill import *
 from .agent import *
 import agentflow
 
 # %% auto #0
-__all__ = ['Served', 'Batcher', 'TextsIn', 'ExplainIn', 'make_app', 'port_free', 'serve']
+__all__ = ['EXPLAIN_BS', 'Served', 'Worker', 'Batcher', 'TextsIn', 'ExplainIn', 'Guard', 'make_app', 'port_free', 'is_loopback',
+           'allowed_hosts', 'serve']
 
 # %% ../nbs/13_serve.ipynb #23c3c812
+EXPLAIN_BS = 16     # masked texts per model call when explaining: small, so a stop is noticed soon
+
 class Served:
     "A saved skill or agent behind one interface: batched predictions, explanations and the skills table, as JSON records"
     def __init__(self, model:Skill|Agent,    # a `Skill` or an `Agent`
-                 precision:str='auto'):       # 'auto' (bf16 where the hardware multiplies it natively), 'bf16' or 'no'
+                 precision:str='auto',        # 'auto' (bf16 where the hardware multiplies it natively), 'bf16' or 'no'
+                 media_dir=False):            # records' media: False (inline `data:` URLs only), a folder (paths inside it too), None (any local path)
         self.model, self.is_agent, self.precision = model, isinstance(model, Agent), resolve_precision(precision)
+        media_dir = Path(media_dir) if isinstance(media_dir, str) else media_dir
+        for task in self.tasks: setattr(task, 'media_dir', media_dir)   # a task without media never reads it
 
     @classmethod
-    def load(cls, path:str|Path, precision:str='auto') -> Served:
+    def load(cls, path:str|Path, precision:str='auto', media_dir=False) -> Served:
         "Load the skill or agent saved in folder `path`"
-        return cls(Agent.load(path) if is_agent(path) else Skill.load(path), precision)
+        return cls(Agent.load(path) if is_agent(path) else Skill.load(path), precision, media_dir)
 
     @property
     def names(self) -> list[str]: return list(self.model.members) if self.is_agent else []
+
+    @property
+    def tasks(self) -> list: return [m.task for m in self.model.members.values()] if self.is_agent else [self.model.task]
 
     def check_skill(self, skill:str|None):
         "An error for a skill this service does not have (a single skill takes none)"
         if skill is None: return
         if not self.is_agent: raise ConfigError(f"this service serves one skill; leave out \"skill\" (got '{skill}')")
         if skill not in self.model.members: raise ConfigError(f"no skill named '{skill}' (this agent has: {', '.join(self.names)})")
+
+    def check_texts(self, texts:list[str]):
+        "An error naming the first text no skill can read: not valid Unicode, or no word at all"
+        for i, t in enumerate(texts):
+            try: t.encode('utf-8')
+            except UnicodeEncodeError as e: raise DataError(f"texts[{i}]: not valid Unicode (a lone surrogate {t[e.start]!r} at character {e.start})") from None
+            if not t.strip(): raise DataError(f"texts[{i}]: empty or only spaces; a text needs at least one word")
 
     def predict(self, texts:list[str], skills:list[str|None]) -> list[dict]:
         "Answer `texts` (text i with skill `skills[i]`, None: routed) in one model call, as JSON records"
@@ -49,11 +65,14 @@ class Served:
             return [json.loads(task.format_prediction(p, 'json')) for p in self.model.predict(texts, precision=self.precision)]
         return [self.model.answer_record(a) for a in self.model(texts, skill=skills, precision=self.precision)]
 
-    def explain(self, texts:list[str], skill:str|None=None, max_evals:int=200, routing:bool=False) -> list[dict]:
+    def explain(self, texts:list[str], skill:str|None=None, max_evals:int=200, routing:bool=False,
+                check=None) -> list[dict]:   # called before every model call; it raises to stop (a deadline, a client gone)
         "SHAP explanations of `texts` as `agentflow explain --json` prints them"
         from agentflow.explain import explain, explanation_summary
         if not self.is_agent:
             if routing: raise ConfigError("\"routing\" is for an agent; this service serves one skill")
+            own = self.model.task.explain_own(self.model, texts, max_evals, EXPLAIN_BS)
+            if own is not None: return own        # records, say: the task explains its own inputs
             jobs = [(self.model, None)] * len(texts)
         else:
             routes = self.model.route(texts, precision=self.precision) if skill is None else [dict(skill=skill, router_score=None)] * len(texts)
@@ -61,7 +80,7 @@ class Served:
         out = [dict(text=t, prediction=[], outputs=[]) for t in texts]   # nothing to explain: no entity, or the router unsure
         for target in {id(s): s for s, _ in jobs if s is not None}.values():
             idx = [i for i, (s, _) in enumerate(jobs) if s is target]
-            got = explain(target, [texts[i] for i in idx], max_evals, precision=self.precision)
+            got = explain(target, [texts[i] for i in idx], max_evals, EXPLAIN_BS, precision=self.precision, check=check)
             for k, i in enumerate(idx):
                 if got[k] is not None: out[i] = explanation_summary(got[k], 5, target.task)
         return [{**r, **s} if r is not None else s for s, (_, r) in zip(out, jobs)]
@@ -73,13 +92,34 @@ class Served:
         return [dict(skill=None, task=s.task.kind, labels=', '.join(s.task.labels), adapter=s.peft)]
 
 # %% ../nbs/13_serve.ipynb #a8d9384a
+class Worker:
+    "One daemon thread running blocking calls in order; work still running when the process exits is abandoned, not awaited"
+    def __init__(self, name:str):    # the thread's name
+        self.jobs = queue.SimpleQueue()
+        threading.Thread(target=self._run, name=name, daemon=True).start()
+
+    def _run(self):
+        while (job := self.jobs.get()) is not None:
+            fut, fn, args = job
+            if not fut.set_running_or_notify_cancel(): continue     # its caller stopped waiting before it began
+            try: fut.set_result(fn(*args))
+            except BaseException as e: fut.set_exception(e)
+
+    async def __call__(self, fn, *args):
+        "Run `fn(*args)` in this thread, after the calls before it"
+        fut = Future(); self.jobs.put((fut, fn, args))
+        return await asyncio.wrap_future(fut)
+
+    def stop(self): self.jobs.put(None)
+
 class Batcher:
     "Gather concurrent requests into one model call: up to `max_texts` texts, waiting at most `wait` seconds for more"
     def __init__(self, run,                 # run(texts, skills) -> one answer per text; blocking, called in the model thread
                  max_texts:int=32,          # texts per model call at most (a larger request is one call of its own)
-                 wait:float=0.005):         # seconds the first request of a batch waits for others
-        self.run, self.max_texts, self.wait = run, max_texts, wait
-        self.pool = ThreadPoolExecutor(1, thread_name_prefix='model')   # one model call at a time
+                 wait:float=0.005,          # seconds the first request of a batch waits for others
+                 after=None):               # called in the model thread after each model call (say, to give memory back)
+        self.run, self.max_texts, self.wait, self.after = run, max_texts, wait, after
+        self.in_model_thread = Worker('model')   # one model call at a time
         self.queue, self.worker = None, None
         self.calls = self.texts = 0
 
@@ -88,7 +128,7 @@ class Batcher:
 
     async def stop(self):
         "Answer what is queued, then stop"
-        await self.queue.put(None); await self.worker; self.pool.shutdown()
+        await self.queue.put(None); await self.worker; self.in_model_thread.stop()
 
     async def submit(self, texts:list[str], skill:str|None=None) -> list:
         "The answers to `texts` (all for `skill`), computed in a batch with whatever else is waiting"
@@ -96,9 +136,10 @@ class Batcher:
         await self.queue.put((texts, skill, fut))
         return await fut
 
-    async def in_model_thread(self, fn, *args):
-        "Run `fn(*args)` in the model thread, after the calls before it"
-        return await asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
+    def _call(self, texts, skills):
+        try: return self.run(texts, skills)
+        finally:
+            if self.after is not None: self.after()
 
     async def _gather(self, first) -> tuple[list, bool]:
         items, n, stop = [first], len(first[0]), False
@@ -115,8 +156,8 @@ class Batcher:
             items, stop = await self._gather(first)
             texts = [t for ts, _, _ in items for t in ts]
             skills = [s for ts, s, _ in items for _ in ts]
-            try: answers = await self.in_model_thread(self.run, texts, skills)
-            except Exception:                   # one request's failure must not fail the others: answer each on its own
+            try: answers = await self.in_model_thread(self._call, texts, skills)
+            except Exception:                   # a failure validation did not foresee: each request on its own, its error to it alone
                 for ts, skill, fut in items: await self._alone(ts, skill, fut)
             else:
                 self.calls, self.texts, k = self.calls + 1, self.texts + len(texts), 0
@@ -127,7 +168,7 @@ class Batcher:
 
     async def _alone(self, texts, skill, fut):
         "Answer one request by itself, its error (if any) to it alone"
-        try: answers = await self.in_model_thread(self.run, texts, [skill] * len(texts))
+        try: answers = await self.in_model_thread(self._call, texts, [skill] * len(texts))
         except Exception as e:
             if not fut.done(): fut.set_exception(e)
         else:
@@ -151,38 +192,98 @@ def _current_rss_mb() -> float:
     try: return int(Path('/proc/self/statm').read_text().split()[1]) * os.sysconf('SC_PAGE_SIZE') / 2**20
     except OSError: return peak_rss_mb()
 
-def make_app(served:Served,            # the skill or agent to serve
-             max_texts:int=64,         # texts per request at most (413 above)
-             max_chars:int=10_000,     # characters per text at most (413 above)
-             max_body:int=2_000_000,   # bytes per request body at most (413 above)
-             max_explain:int=8,        # texts per /explain request at most (413 above)
-             batch:int=32,             # texts per model call at most
-             wait_ms:float=5.,         # how long a request waits for others to share its model call
-             log=None) -> FastAPI:     # where the line saying it stopped goes
+def _short(s:str, n:int=80) -> str:
+    "`s`, cut to `n` characters: no answer carries more than a slice of what the client sent"
+    return s if len(s) <= n else s[:n] + '...'
+
+def _errors(exc:RequestValidationError) -> list[dict]:
+    "FastAPI's validation errors without the `input` they quote (the whole body, maybe): where, and what was expected"
+    return [dict(loc=[_short(x, 40) if isinstance(x, str) else x for x in e.get('loc', ())][:6], msg=_short(str(e.get('msg', '')), 200),
+                 type=e.get('type')) for e in exc.errors()[:5]]
+
+async def _answer(send, status:int, detail:str, headers:list=()):
+    "A JSON answer sent straight from ASGI middleware; the connection is closed after it (the body may be unread)"
+    body = json.dumps({'detail': detail}).encode()
+    await send({'type': 'http.response.start', 'status': status, 'headers': [(b'content-type', b'application/json'),
+                (b'content-length', str(len(body)).encode()), (b'connection', b'close'), *headers]})
+    await send({'type': 'http.response.body', 'body': body})
+
+class Guard:
+    "ASGI middleware before the app: the Host header, the API key, and a body limit counted on the bytes actually read"
+    def __init__(self, app, hosts:set|None, key:str|None, max_body:int, stats:dict): store_attr()
+
+    async def __call__(self, scope, receive, send):
+        if scope['type'] != 'http': return await self.app(scope, receive, send)
+        headers = {k.decode('latin-1'): v.decode('latin-1') for k, v in scope['headers']}
+        host, auth = headers.get('host', ''), headers.get('authorization', '')
+        if self.hosts is not None and host.lower() not in self.hosts:   # DNS rebinding: a page elsewhere naming our address
+            return await self._refuse(send, 400, f"Host {_short(host, 60)!r} is not a name this server answers to (start it with --allow-host NAME)")
+        if self.key and scope['path'] != '/health' and not hmac.compare_digest(auth.encode(), f'Bearer {self.key}'.encode()):
+            return await self._refuse(send, 401, 'send the API key: "Authorization: Bearer KEY"', [(b'www-authenticate', b'Bearer')])
+        size = headers.get('content-length', '')
+        if size.isdigit() and int(size) > self.max_body: return await self._refuse(send, 413, self._too_large(int(size)))
+        chunks, n, more = [], 0, True
+        while more:                                        # counted as read: a chunked body declares no size
+            msg = await receive()
+            if msg['type'] != 'http.request': return       # the client went away
+            chunks.append(msg.get('body', b'')); n += len(chunks[-1]); more = msg.get('more_body', False)
+            if n > self.max_body: return await self._refuse(send, 413, self._too_large(None))
+        body = b''.join(chunks)
+        async def replay():                                # the body once, then the connection's own events (a disconnect)
+            nonlocal body
+            if body is None: return await receive()
+            msg, body = {'type': 'http.request', 'body': body, 'more_body': False}, None
+            return msg
+        await self.app(scope, replay, send)
+
+    def _too_large(self, size): return f"request body {f'of {size:,} bytes ' if size else ''}is too large (at most {self.max_body:,} bytes)"
+
+    async def _refuse(self, send, status, detail, headers=()):
+        self.stats['refused'] += 1
+        await _answer(send, status, detail, headers)
+
+def _docs_page(app) -> str:
+    "A page listing the endpoints, linking the OpenAPI description: no scripts, nothing fetched from elsewhere"
+    rows = ''.join(f"<tr><td><code>{', '.join(sorted(r.methods))} {html.escape(r.path)}</code></td><td>{html.escape(r.summary or '')}</td></tr>"
+                   for r in app.routes if getattr(r, 'include_in_schema', False))
+    return (f"<!doctype html><meta charset='utf-8'><title>agentflow {agentflow.__version__}</title><h1>agentflow service</h1>"
+            f"<p>The full description: <a href='/openapi.json'>/openapi.json</a>.</p><table>{rows}</table>")
+
+class _Abandoned(Exception): "An explanation nobody waits for any more (the client went, or the server is stopping)"
+
+def _give_memory_back():
+    "Hand freed heap pages back to the system (glibc keeps them otherwise, growing with every new input shape)"
+    try: ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError): pass      # not glibc: nothing to do
+
+def make_app(served:Served,             # the skill or agent to serve
+             max_texts:int=64,          # texts per request at most (413 above)
+             max_chars:int=10_000,      # characters per text at most (413 above)
+             max_body:int=2_000_000,    # bytes per request body at most, counted as read (413 above)
+             max_explain:int=8,         # texts per /explain request at most (413 above)
+             explain_seconds:float=120.,# an explanation's time budget (422 past it); one runs at a time (429 meanwhile)
+             batch:int=32,              # texts per model call at most
+             wait_ms:float=5.,          # how long a request waits for others to share its model call
+             api_key:str|None=None,     # if given, every endpoint but /health wants "Authorization: Bearer KEY" (401)
+             hosts:set|None=None,       # the Host headers answered ('name' and 'name:port'); None: any (400 otherwise)
+             log=None) -> FastAPI:      # where the lines saying it stopped, or is short of connections, go
     "The FastAPI application serving `served`"
-    batcher = Batcher(served.predict, batch, wait_ms / 1000)
-    stats = dict(requests=0, refused=0, started=time.time())
+    batcher = Batcher(served.predict, batch, wait_ms / 1000, after=_give_memory_back)
+    explainer = Worker('explain')        # its own thread: /predict never waits behind an explanation
+    stats = dict(requests=0, refused=0, started=time.time(), explaining=False, explains_stopped=0, explanation=None)
 
     @asynccontextmanager
     async def lifespan(app):
         await batcher.start()
         yield
         await batcher.stop()           # on SIGTERM: after uvicorn has answered the requests in flight
+        if (job := stats['explanation']) is not None: await asyncio.wait({job}, timeout=10)   # told to stop: it does at its next model call
+        explainer.stop()
         if log: log(f"stopped after {stats['requests']} requests ({batcher.calls} model calls, {stats['refused']} refused)")
 
-    app = FastAPI(title='agentflow', version=agentflow.__version__, lifespan=lifespan,
+    app = FastAPI(title='agentflow', version=agentflow.__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
                   description='Predictions and SHAP explanations of an agentflow skill or agent')
-
-    @app.middleware('http')
-    async def body_limit(request:Request, call_next):
-        size = request.headers.get('content-length')
-        if size is not None and size.isdigit() and int(size) > max_body:
-            stats['refused'] += 1
-            return JSONResponse({'detail': f'request body of {int(size):,} bytes is too large (at most {max_body:,})'}, 413)
-        if size is None and request.method == 'POST':   # a body of unknown size (chunked) is not read
-            stats['refused'] += 1
-            return JSONResponse({'detail': 'send the body with a Content-Length (at most {max_body:,} bytes), not chunked'.format(max_body=max_body)}, 411)
-        return await call_next(request)
+    app.add_middleware(Guard, hosts=hosts, key=api_key, max_body=max_body, stats=stats)
 
     def check(body:TextsIn, most:int):
         stats['requests'] += 1
@@ -190,8 +291,8 @@ def make_app(served:Served,            # the skill or agent to serve
         if len(body.texts) > most: raise HTTPException(413, f'too many texts: {len(body.texts)} (at most {most} per request)')
         for i, t in enumerate(body.texts):
             if len(t) > max_chars: raise HTTPException(413, f'texts[{i}] is {len(t):,} characters long (at most {max_chars:,})')
-        try: served.check_skill(body.skill)
-        except ConfigError as e: raise HTTPException(422, str(e)) from None
+        try: served.check_skill(body.skill); served.check_texts(body.texts)    # before batching: a bad text never reaches a batch
+        except AgentflowError as e: raise HTTPException(422, str(e)) from None
 
     @app.post('/predict', summary='Answer texts (routed to a skill by an agent, or sent to "skill")')
     async def predict(body:TextsIn) -> dict:
@@ -200,11 +301,26 @@ def make_app(served:Served,            # the skill or agent to serve
         except AgentflowError as e: raise HTTPException(422, str(e)) from None    # e.g. routing without router texts
 
     @app.post('/explain', summary='Explain the answers (or the routing) of texts with SHAP')
-    async def explain(body:ExplainIn) -> dict:
+    async def explain(body:ExplainIn, request:Request) -> dict:
         check(body, max_explain)
-        try: out = await batcher.in_model_thread(served.explain, body.texts, body.skill, body.max_evals, body.routing)
+        if stats['explaining']: raise HTTPException(429, 'an explanation is running (one at a time); try again when it is done', {'Retry-After': '5'})
+        late = f'max_evals: the explanation ran past its budget of {explain_seconds:g} s; ask for fewer evaluations, or fewer or shorter texts'
+        gone, deadline = threading.Event(), time.monotonic() + explain_seconds
+        def stop():                                  # called in the explain thread before every model call
+            if gone.is_set(): raise _Abandoned()
+            if time.monotonic() > deadline: raise ConfigError(late)
+        stats['explaining'] = True
+        stats['explanation'] = job = asyncio.ensure_future(explainer(served.explain, body.texts, body.skill, body.max_evals, body.routing, stop))
+        job.add_done_callback(lambda j: stats.update(explaining=False) or j.cancelled() or j.exception())
+        try:
+            while not (await asyncio.wait({job}, timeout=0.5))[0]:
+                if await request.is_disconnected(): stats['explains_stopped'] += 1; return {}   # nobody to answer: stop the work
+                if time.monotonic() > deadline + 10: raise HTTPException(422, late)              # a task's own explainer, past its budget
+            return {'explanations': job.result()}
         except AgentflowError as e: raise HTTPException(422, str(e)) from None
-        return {'explanations': out}
+        except asyncio.CancelledError:         # the server is stopping and the grace period is over: an answer, not a traceback
+            raise HTTPException(503, 'the server is stopping; the explanation was stopped') from None
+        finally: gone.set()
 
     @app.get('/skills', summary='The skills served')
     async def skills() -> dict: return {'skills': served.skills(), 'router': served.model.router_kind if served.is_agent else None}
@@ -212,18 +328,21 @@ def make_app(served:Served,            # the skill or agent to serve
     @app.get('/health', summary='Status and counters')
     async def health() -> dict:
         return dict(status='ok', requests=stats['requests'], refused=stats['refused'], model_calls=batcher.calls,
-                    texts=batcher.texts, rss_mb=round(_current_rss_mb(), 1), peak_rss_mb=round(peak_rss_mb(), 1),
-                    uptime_s=round(time.time() - stats['started'], 1))
+                    texts=batcher.texts, explaining=stats['explaining'], explains_stopped=stats['explains_stopped'],
+                    rss_mb=round(_current_rss_mb(), 1), peak_rss_mb=round(peak_rss_mb(), 1), uptime_s=round(time.time() - stats['started'], 1))
+
+    @app.get('/docs', summary='This list of endpoints', response_class=HTMLResponse)
+    async def docs() -> str: return _docs_page(app)
 
     @app.exception_handler(HTTPException)
     async def refused(request, exc):
         stats['refused'] += 1
-        return JSONResponse({'detail': exc.detail}, exc.status_code)
+        return JSONResponse({'detail': _short(str(exc.detail), 400)}, exc.status_code, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
-    async def malformed(request, exc):      # FastAPI's own 422 answer, counted
+    async def malformed(request, exc):      # FastAPI's own 422, without the input it would quote back
         stats['refused'] += 1
-        return await request_validation_exception_handler(request, exc)
+        return JSONResponse({'detail': _errors(exc)}, 422)
     return app
 
 # %% ../nbs/13_serve.ipynb #59b56709
@@ -236,23 +355,96 @@ def port_free(host:str, port:int) -> bool:
         try: s.bind(addr); return True
         except OSError: return False
 
-def serve(path:str|Path,             # a saved skill or agent folder
-          host:str='127.0.0.1',       # the address to listen on ('0.0.0.0': every interface)
-          port:int=8000,              # the port
-          log=print,                  # where the start line goes
-          precision:str='auto',       # 'auto' (bf16 where native), 'bf16' or 'no' (fp32)
-          **kwargs) -> int:           # passed to `make_app`: max_texts, max_chars, batch, wait_ms, ...
+def is_loopback(host:str) -> bool:
+    "Whether `host` is this machine only (127.0.0.1, ::1, localhost)"
+    try: return ipaddress.ip_address(host.strip('[]')).is_loopback
+    except ValueError: return host.lower() == 'localhost'
+
+def allowed_hosts(host:str, port:int, allow:list[str]=()) -> set|None:
+    "The Host headers a server on `host`:`port` answers: the loopback names, `host`, and `allow` (each bare or with the port); None: any ('*')"
+    if '*' in allow: return None
+    names = {'127.0.0.1', 'localhost', '[::1]', f'[{host}]' if ':' in host else host, *allow}
+    return {f'{n}{p}'.lower() for n in names for p in ('', f':{port}')}
+
+_BUSY = b'{"detail": "too many connections; try again later"}'
+
+def _protocol(header_seconds:float, max_connections:int, log):
+    "uvicorn's HTTP/1.1 protocol, which also closes a connection whose request headers are not complete within `header_seconds`, and answers 503 to connections past `max_connections`"
+    import h11
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+    said = [0.]
+    class Protocol(H11Protocol):
+        header_timer = None
+        def connection_made(self, transport):
+            super().connection_made(transport)
+            if len(self.connections) > max_connections:
+                if time.monotonic() - said[0] > 60:        # once a minute at most, not once a socket
+                    said[0] = time.monotonic(); log(f"too many connections: {len(self.connections) - 1} open (at most {max_connections}); new ones get 503")
+                transport.write(b'HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nconnection: close\r\n'
+                                b'content-length: %d\r\n\r\n%s' % (len(_BUSY), _BUSY))
+                transport.close(); return
+            self._await_headers()
+        def data_received(self, data):
+            super().data_received(data)
+            if self.conn.their_state is h11.IDLE: self._await_headers()    # a request begun, its headers not complete
+            else: self._headers_done()
+        def connection_lost(self, exc):
+            self._headers_done(); super().connection_lost(exc)
+        def _await_headers(self):
+            if self.header_timer is None: self.header_timer = self.loop.call_later(header_seconds, self._headers_late)
+        def _headers_done(self):
+            if self.header_timer is not None: self.header_timer.cancel(); self.header_timer = None
+        def _headers_late(self):
+            self.header_timer = None
+            if self.conn.their_state is h11.IDLE and not self.transport.is_closing(): self.transport.close()
+    return Protocol
+
+def _more_files(log) -> int:
+    "Raise the open-files limit to its hard maximum (each connection is a file); the limit now"
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        try: resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard)); soft = hard
+        except (ValueError, OSError): pass
+    return soft
+
+def serve(path:str|Path,              # a saved skill or agent folder
+          host:str='127.0.0.1',        # the address to listen on ('0.0.0.0': every interface)
+          port:int=8000,               # the port
+          log=print,                   # where the start line goes
+          precision:str='auto',        # 'auto' (bf16 where native), 'bf16' or 'no' (fp32)
+          api_key:str|None=None,       # clients must send "Authorization: Bearer KEY" (default: $AGENTFLOW_API_KEY, if set)
+          allow_hosts:list[str]=(),    # Host names answered besides the loopback names and `host`; ['*']: any
+          media_dir=False,             # records' media: False (inline only), or a folder their relative paths are inside
+          max_connections:int=512,     # open connections at most (more: 503 and closed)
+          header_seconds:float=10.,    # a request's headers must arrive within this (a slow client is disconnected)
+          grace:float=30.,             # on SIGTERM: seconds the requests in flight have to finish before they are cancelled
+          **kwargs) -> int:            # passed to `make_app`: max_texts, max_chars, batch, wait_ms, explain_seconds, ...
     "Serve the skill or agent in `path` over HTTP until stopped (SIGTERM, Ctrl-C); the exit code"
     import uvicorn
     if not 0 < port < 65536: raise ConfigError(f"--port {port}: expected a port number from 1 to 65535")
-    served = Served.load(path, precision)
+    api_key = api_key if api_key is not None else os.environ.get('AGENTFLOW_API_KEY')
+    if api_key is not None and not api_key.strip(): raise ConfigError("--api-key: expected a key, not an empty string")
+    if media_dir and not Path(media_dir).is_dir(): raise ConfigError(f"--media-dir {media_dir}: not a folder")
+    served = Served.load(path, precision, media_dir)
     if not port_free(host, port): raise ConfigError(f"port {port} on {host} is in use; choose another with --port")
-    app = make_app(served, log=log, **kwargs)
+    files = _more_files(log)
+    max_connections = min(max_connections, files - 64)      # room for the model's own files
+    app = make_app(served, log=log, api_key=api_key, hosts=allowed_hosts(host, port, list(allow_hosts)), **kwargs)
     what = f"an agent of {len(served.names)} skills ({', '.join(served.names)})" if served.is_agent else f"a {served.model.task.kind} skill"
     log(f"serving {what} from {path} on http://{host}:{port} (POST /predict, /explain; GET /skills, /health, /docs)")
+    if not is_loopback(host) and not api_key:
+        log(f"warning: {host} is reachable from other machines and anyone there can use this service; give it --api-key KEY (or AGENTFLOW_API_KEY)")
     class Server(uvicorn.Server):
         def handle_exit(self, sig, frame):    # a signal asks for a graceful stop: then exit 0, instead of re-raising it
             super().handle_exit(sig, frame)
             getattr(self, '_captured_signals', []).clear()
-    Server(uvicorn.Config(app, host=host, port=port, log_level='warning', timeout_graceful_shutdown=30)).run()
+        async def startup(self, sockets=None):
+            asyncio.get_running_loop().set_exception_handler(self.loop_error)
+            await super().startup(sockets)
+        def loop_error(self, loop, context):   # out of files: one line a minute, not a traceback per socket
+            if getattr(context.get('exception'), 'errno', None) in (errno.EMFILE, errno.ENFILE):
+                if time.monotonic() - getattr(self, 'said', -60) >= 60: self.said = time.monotonic(); log('too many open files: new connections wait')
+            else: loop.default_exception_handler(context)
+    Server(uvicorn.Config(app, host=host, port=port, log_level='warning', http=_protocol(header_seconds, max_connections, log),
+                          timeout_graceful_shutdown=grace, timeout_keep_alive=5)).run()
     return 0

@@ -4,7 +4,7 @@
 
 # %% ../nbs/04a_skill.ipynb #5c1a0004
 from __future__ import annotations
-import json, warnings
+import inspect, json, warnings
 from pathlib import Path
 import numpy as np
 import torch
@@ -18,16 +18,17 @@ from .adapters import *
 import agentflow, agentflow.multimodal       # the multimodal task kind registers itself
 
 # %% auto #0
-__all__ = ['SKILL_FILE', 'TEXTS_FILE', 'MAX_LENGTH_LIMIT', 'Skill', 'check_model_path', 'max_positions', 'load_tokenizer',
-           'default_lr', 'skill_files', 'check_skill']
+__all__ = ['SKILL_FILE', 'TEXTS_FILE', 'MAX_LENGTH_LIMIT', 'MIN_MAX_LENGTH', 'Skill', 'check_model_path', 'max_positions',
+           'load_tokenizer', 'default_lr', 'skill_files', 'check_skill', 'check_texts']
 
 # %% ../nbs/04a_skill.ipynb #3629e291
 _OWN = ('lora_', 'ia3_', 'prompt_encoder', 'modules_to_save')   # parameter names of a PEFT adapter and of the head it saves
 
 class Skill:
     "A task, its tokenizer and its model (backbone + head, with or without a PEFT adapter)"
-    def __init__(self, task:Task, model, tokenizer, backbone:str, peft:str='none', max_length:int=128, info:dict|None=None):
-        store_attr(); self.info = info or {}
+    def __init__(self, task:Task, model, tokenizer, backbone:str, peft:str='none', max_length:int=128, info:dict|None=None,
+                 read:dict|None=None):   # how its training files were read (the reader's settings): the default for later files
+        store_attr(); self.info, self.read = info or {}, dict(read or {})
 
     @classmethod
     def new(cls, task:Task,               # the task: labels, head, loss, metric
@@ -107,7 +108,7 @@ def write(self:Skill, folder:str|Path,
     backbone = 'default' if self.backbone == default_backbone() else self.backbone
     if backbone != 'default' and Path(backbone).exists(): backbone = str(Path(backbone).resolve())   # a folder: wherever training ran
     meta = dict(agentflow=agentflow.__version__, task=self.task.kind, labels=self.task.labels, task_settings=self.task.settings,
-                backbone=backbone, peft=self.peft, max_length=self.max_length, info=self.info)
+                backbone=backbone, peft=self.peft, max_length=self.max_length, info=self.info, read=self.read)
     with named_errors(name or folder):      # a full disk names the skill's folder, whichever library was writing
         with quiet_transformers(): self.model.save_pretrained(folder)   # no "writing shards" bar in logs
         self.tokenizer.save_pretrained(folder)
@@ -117,13 +118,14 @@ def write(self:Skill, folder:str|Path,
 @patch
 def save(self:Skill, path:str|Path) -> Path:
     "Save the skill to folder `path` atomically: adapter (or model), tokenizer and `skill.json`"
-    with atomic_dir(path) as tmp: self.write(tmp, name=path)
+    with atomic_dir(path, expect=(SKILL_FILE, 'adapter_config.json')) as tmp: self.write(tmp, name=path)
     return Path(path)
 
 def _resolve_backbone(name:str) -> str:
     return default_backbone() if name == 'default' else name
 
 MAX_LENGTH_LIMIT = 1 << 16      # no backbone agentflow loads has more positions
+MIN_MAX_LENGTH = 35             # long inputs become windows that share 32 pieces (the stride), plus two special tokens and a word
 
 def skill_files(meta:dict) -> tuple[str, ...]:
     "The files a skill folder must hold, by its `skill.json`"
@@ -150,6 +152,9 @@ def check_skill(path:str|Path) -> dict:
     meta.setdefault('max_length', 128); meta.setdefault('task_settings', {}); meta.setdefault('info', {})
     need('max_length', lambda v: isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= MAX_LENGTH_LIMIT, f'a whole number from 1 to {MAX_LENGTH_LIMIT}')
     need('task_settings', lambda v: isinstance(v, dict), 'an object of the task\'s settings')
+    meta.setdefault('read', {})           # skills saved before it was recorded: the reader's own defaults
+    known = [p for p in inspect.signature(Task.registry[meta['task']].read).parameters if p not in ('path', 'encoding')]
+    need('read', lambda v: isinstance(v, dict) and set(v) <= set(known), f"an object of the {meta['task']} reader's settings ({', '.join(known)})")
     for name in skill_files(meta):
         if not (path/name).is_file(): raise ModelError(f"{path/name}: missing (a saved {meta['peft']} skill needs {', '.join(skill_files(meta))})")
         if name.endswith('.json') and name != SKILL_FILE:
@@ -163,15 +168,15 @@ def check_skill(path:str|Path) -> dict:
         except Exception as e: raise ModelError(f"{w}: damaged, not a safetensors file ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
     return meta
 
-def _backbone_of(meta:dict, path:Path) -> tuple[str, str]:
-    "The skill's backbone as the skill names it, and the local folder to load it from (the cache's copy of a Hub name)"
+def _backbone_of(meta:dict, path:Path, file:str=SKILL_FILE) -> tuple[str, str]:
+    "The backbone as `path/file` (a skill's or an agent's) names it, and the local folder to load it from (the cache's copy of a Hub name)"
     b = meta['backbone']
     if b == 'default': return default_backbone(), default_backbone()
     for p in (path/b, Path(b).expanduser()):                       # relative to the skill, or as written
         if p.is_dir(): return str(p.resolve()), str(p.resolve())
     if Path(b).is_absolute() or b.startswith(('.', '~')) or b.count('/') > 1 or '\\' in b:
-        raise ModelError(f"{path/SKILL_FILE}: backbone folder '{b}' does not exist here (copy it there, or edit 'backbone')")
-    return b, local_model(b, f"{path/SKILL_FILE}: backbone")
+        raise ModelError(f"{path/file}: backbone folder '{b}' does not exist here (copy it there, or edit 'backbone')")
+    return b, local_model(b, f"{path/file}: backbone")
 
 @patch(cls_method=True)
 def load(cls:Skill, path:str|Path) -> Skill:
@@ -191,7 +196,7 @@ def load(cls:Skill, path:str|Path) -> Skill:
         raise ModelError(f"{weights}: does not fit {SKILL_FILE} ({len(meta['labels'])} labels, task {meta['task']}, backbone "
                          f"{meta['backbone']}): {str(e).strip().splitlines()[-1].strip()[:160]}") from None
     model.eval()
-    return cls(task, model, tokenizer, backbone, meta['peft'], meta['max_length'], meta['info'])
+    return cls(task, model, tokenizer, backbone, meta['peft'], meta['max_length'], meta['info'], meta['read'])
 
 # %% ../nbs/04a_skill.ipynb #95c7f275
 @patch
@@ -236,6 +241,12 @@ def evaluate(self:Skill, ds, bs:int=64,
     "Score a labelled `Dataset` with the task's metric"
     return self.task.score(self.outputs(ds, bs, precision), ds)
 
+def check_texts(texts:list):   # texts (or lists of words, or records) about to be predicted
+    "Refuse an empty or whitespace-only text, naming it: there is nothing to predict, and any answer would be a guess"
+    for i, t in enumerate(texts):
+        if (isinstance(t, str) and not t.strip()) or (isinstance(t, (list, tuple)) and not [w for w in t if str(w).strip()]):
+            raise DataError(f"text {i + 1}: empty, nothing to predict (a text needs at least one word)")
+
 @patch
 def predict(self:Skill, texts:str|dict|list, # a text, or a list of texts (token tasks: also lists of words; multimodal: records)
             bs:int=32,                       # batch size
@@ -245,8 +256,6 @@ def predict(self:Skill, texts:str|dict|list, # a text, or a list of texts (token
     "Predict raw texts: the task's answer for each (entities with offsets and every word's tag; labels with probabilities)"
     if isinstance(texts, (str, dict)): texts = [texts]
     if not len(texts): return []                 # nothing to tokenise
-    for i, t in enumerate(texts):
-        if (isinstance(t, str) and not t.strip()) or (isinstance(t, (list, tuple)) and not t):
-            raise DataError(f"text {i + 1}: empty, nothing to predict (a text needs at least one word)")
+    check_texts(texts)
     cols, contexts = self.task.inputs(list(texts), pretokenized)
     return [self.task.prediction(t, o, c) for t, o, c in zip(texts, self.outputs(cols, bs, precision), contexts)]

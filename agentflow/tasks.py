@@ -18,7 +18,7 @@ from .data import _check_file
 from .processors import *
 
 # %% auto #0
-__all__ = ['TASK_CONTRACT', 'Task', 'input_lines', 'highlight_entities', 'TokenClassification', 'TextClassification',
+__all__ = ['TASK_CONTRACT', 'Task', 'input_lines', 'json_line', 'highlight_entities', 'TokenClassification', 'TextClassification',
            'parse_labels', 'MultiLabelClassification']
 
 # %% ../nbs/03_tasks.ipynb #8a2236fd
@@ -36,6 +36,7 @@ class Task:
     input_col:str = ''          # the column its examples' inputs are in (`tokens`, `text`)
     cli_options:dict = {}       # {'--flag': ('read' or 'task', argparse keyword arguments)}: the flags this kind adds
     extra_inputs:tuple = ()     # model inputs besides the text's pieces, passed from each batch to the model (images...)
+    notes:tuple = ()            # lines `from_data` leaves for the user: what it inferred from the training data (shown when training)
     registry = {}
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -120,6 +121,11 @@ def input_lines(path:str|Path, encoding:str='utf-8') -> list[str]:
     try: return [l for l in path.read_bytes().decode(encoding).removeprefix('\ufeff').splitlines() if l.strip()]
     except UnicodeDecodeError: raise DataError(f"{path}: not valid {encoding} text; pass --encoding") from None
 
+def json_line(obj) -> str:
+    "`obj` as one line of strict JSON, as every answer is printed: a value that is not a number is an error, never an invalid `NaN`"
+    try: return json.dumps(obj, ensure_ascii=False, allow_nan=False)
+    except ValueError: raise ModelError("the answer holds a score that is not a number (NaN or infinity): the model's weights or the agent's router are damaged") from None
+
 @patch
 def read_inputs(self:Task, path:str|Path, encoding:str='utf-8', **read) -> list:
     "The inputs in a file given to `agentflow predict --file`, as `Skill.predict` takes them (one text per line; `read`: the reader's flags)"
@@ -138,6 +144,15 @@ def from_cli(cls:Task, args) -> tuple[dict, dict]:
         dest = flag.lstrip('-').replace('-', '_')
         if hasattr(args, dest): out[to][dest] = getattr(args, dest)
     return out['read'], out['task']
+
+@patch(cls_method=True)
+def check_read(cls:Task, **read):
+    "Refuse a bad value of `read`'s arguments before any file is read (a plan's `read:`, the command line's flags): where the reader's default is a string, a string"
+    import inspect
+    params = inspect.signature(cls.read).parameters
+    for k, v in read.items():
+        if k in params and isinstance(params[k].default, str) and not isinstance(v, str):
+            raise ConfigError(f"{k} expects a column's name (a string), not {v!r}")
 
 @patch
 def dataloaders(self:Task, dsd:DatasetDict, tokenizer, bs:int=16, max_length:int=128, stride:int=32, seed:int=0,
@@ -198,12 +213,11 @@ def highlight_entities(pred:dict) -> str:
 
 def _columns_arg(columns) -> tuple:
     "Columns given as a tuple, or as the command line's '0,-1'"
-    if not isinstance(columns, str): return tuple(columns)
     try:
-        cols = tuple(int(c) for c in columns.split(','))
-        if len(cols) != 2: raise ValueError
+        cols = tuple(int(c) for c in columns.split(',')) if isinstance(columns, str) else tuple(columns)
+        if len(cols) != 2 or not all(isinstance(c, int) and not isinstance(c, bool) for c in cols): raise ValueError
         return cols
-    except ValueError: raise ConfigError(f"--columns expects two column numbers like 0,-1, not '{columns}'") from None
+    except (ValueError, TypeError): raise ConfigError(f"--columns expects two column numbers like 0,-1, not '{columns}'") from None
 
 def _word_spans(text:str): 
     "Whitespace-separated words with their offsets (pretokenized input)"
@@ -226,6 +240,9 @@ class TokenClassification(Task):
     def read(path, columns=(0, -1), encoding:str='utf-8') -> Dataset:
         "A CoNLL file (`columns`: the token and tag columns)"
         return read_conll(path, _columns_arg(columns), encoding)
+
+    @classmethod
+    def check_read(cls, columns=(0, -1)): _columns_arg(columns)
 
     def unknown_labels(self, ds) -> tuple[str, str]|None:
         "The first tag in `ds` outside this task's labels, with where it is"
@@ -303,7 +320,7 @@ class TokenClassification(Task):
     def format_prediction(self, p:dict, fmt:str='json') -> str:
         "One prediction as a JSON line (entities) or CoNLL lines (word and tag)"
         if fmt == 'conll': return '\n'.join(f'{w} {t}' for w, t in zip(p['words'], p['tags'])) + '\n'
-        return json.dumps({k: v for k, v in p.items() if k not in ('words', 'tags')}, ensure_ascii=False)
+        return json_line({k: v for k, v in p.items() if k not in ('words', 'tags')})
 
     def examples_of(self, ds, n:int) -> list: return [list(t) for t in ds['tokens'][:n]]
     def examples_html(self, preds:list[dict]) -> str: return ''.join(f'<p>{highlight_entities(p)}</p>' for p in preds)
@@ -348,8 +365,8 @@ class TokenClassification(Task):
         return np.array([value(t) for t in targets])
 
 # %% ../nbs/03_tasks.ipynb #2bbdd1c2
-_TABLE_OPTIONS = {'--text-col': ('read', dict(default='text', help='classify, multilabel: the text column of the table')),
-                  '--label-col': ('read', dict(default='label', help='classify, multilabel: the label column of the table'))}
+_TABLE_OPTIONS = {'--text-col': ('read', dict(default='text', help='classify, multilabel, multimodal: the text column of the table or records')),
+                  '--label-col': ('read', dict(default='label', help='classify, multilabel, multimodal: the label column of the table or records'))}
 
 class TextClassification(Task):
     "Label each text (sentiment, topic, intent): accuracy, macro-F1 and per-label scores"
@@ -414,7 +431,7 @@ class TextClassification(Task):
     @staticmethod
     def summary(m:dict) -> str: return f"accuracy {m['accuracy']:.4f}, macro-F1 {m['macro_f1']:.4f}"
 
-    def format_prediction(self, p:dict, fmt:str='json') -> str: return json.dumps(p, ensure_ascii=False)
+    def format_prediction(self, p:dict, fmt:str='json') -> str: return json_line(p)
 
     def examples_of(self, ds, n:int) -> list: return list(ds['text'][:n])
     def _cells(self, p:dict) -> tuple[str, str]: return p['label'], f"{p['score']:.2f}"

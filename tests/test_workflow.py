@@ -24,6 +24,10 @@ agent: {router: centroid}
      "plan.yaml:5: skills.airline.resources.threads: needs 4096 threads, the machine has "),
     ("skills:\n  airline:\n    train: airline-train.jsonl\n    test: airline-test.jsonl\n    task: classify\n    lr: -1\n",
      "plan.yaml:6: skills.airline.lr: must be positive"),
+    # a plan that would replace its own folder, an alias bomb (the rest of what a plan may not do: the workflow chapter)
+    (PLAN.replace("agent: {router: centroid}", "agent: {router: centroid, out: .}"), "plan.yaml:7: agent.out: "),
+    ("a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(f"{c}: &{c} [*{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}]\n"
+                                                 for p, c in zip('abcdefgh', 'bcdefghi')) + PLAN, "plan.yaml:1: YAML anchors and aliases"),
 ])
 def test_bad_plan_is_refused_before_any_work(domains, tmp_path, text, needle):
     for f in domains.iterdir(): shutil.copy(f, tmp_path)
@@ -33,6 +37,15 @@ def test_bad_plan_is_refused_before_any_work(domains, tmp_path, text, needle):
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and needle in lines[0], r.stderr
     assert not (tmp_path/'plan.agentflow').exists()      # nothing was started
+    assert plan.read_text() == text and (tmp_path/'airline-train.jsonl').exists()   # nothing was replaced
+
+def test_bad_state_file_is_one_line(domains, tmp_path):
+    for f in domains.glob('airline*'): shutil.copy(f, tmp_path)
+    plan = write_plan(tmp_path, "skills:\n  airline: {train: airline-train.jsonl, task: classify, steps: [train]}\n")
+    (tmp_path/'plan.agentflow'/'state.db').mkdir(parents=True)           # a folder where the state file goes
+    r = run_cli('status', plan)                                          # `run` opens it the same way (the chapter tests both)
+    assert r.returncode == 2 and r.stderr.strip().count('\n') == 0, r.stderr
+    assert 'state.db: a folder, not a file; move it aside and run again' in r.stderr
 
 def test_run_redoes_only_what_changed_gates_and_rolls_back(domains, tmp_path):
     for f in domains.iterdir(): shutil.copy(f, tmp_path)
@@ -51,7 +64,9 @@ def test_run_redoes_only_what_changed_gates_and_rolls_back(domains, tmp_path):
     write_plan(tmp_path, PLAN.replace('tolerance: 0.05', 'tolerance: 1.0'))     # this time any new version goes live
     r = run_cli('status', plan, '--json')
     assert r.returncode == 0, r.stderr
-    rows = {row['step']: row for row in json.loads(r.stdout)}
+    status = json.loads(r.stdout)
+    assert [v['version'] for v in status['versions']] == ['v1', 'v1'] and status['trials'] == []
+    rows = {row['step']: row for row in status['steps']}
     assert rows['train:coachella']['next'] == 'would run (inputs changed)' and rows['train:airline']['next'] == 'up to date'
     r = run_cli('run', plan)
     assert r.returncode == 0, r.stderr
@@ -59,8 +74,8 @@ def test_run_redoes_only_what_changed_gates_and_rolls_back(domains, tmp_path):
     assert 'deployed v2 (was v1)' in r.stderr
     # a much worse version (an untrained head) is refused by the gate and nothing live changes
     write_plan(tmp_path, PLAN.replace("airline: {train", "airline: {peft: none, train_layers: head, lr: 1.0e-7, epochs: 1, train"))
-    r = run_cli('run', plan)
-    assert r.returncode == 0, r.stderr
+    r = run_cli('run', plan, '--strict')                         # for CI: a refused deploy fails the job
+    assert r.returncode == 3 and 'agentflow: --strict: the gate refused deploy:airline' in r.stderr, r.stderr
     assert re.search(r'deploy:airline +refused: macro_f1 [0-9.]+ is below the live v1', r.stderr), r.stderr
     assert steps_run(r.stderr) == {'train:airline', 'evaluate:airline'}     # coachella's v2 is not evaluated again after its deploy
     assert os.readlink(work/'skills'/'airline'/'current') == 'v1' and os.readlink(work/'skills'/'coachella'/'current') == 'v2'
@@ -71,6 +86,7 @@ def test_run_redoes_only_what_changed_gates_and_rolls_back(domains, tmp_path):
     r = run_cli('rollback', plan, 'coachella')
     assert r.returncode == 0 and 'coachella: v1 is live' in r.stdout, r.stderr
     assert os.readlink(work/'skills'/'coachella'/'current') == 'v1'
+    assert 'running plan.yaml again so that its agent takes v1' in r.stderr
     assert 'v2 was rolled back' in r.stderr                      # the plan's run after it did not deploy v2 again
     # airline's settings went back, so it trains again; coachella's evaluation of v2 against v1 still holds
     assert steps_run(r.stderr) == {'train:airline', 'evaluate:airline', 'agent'}
