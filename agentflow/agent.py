@@ -35,7 +35,7 @@ __all__ = ['AGENT_FILE', 'ROUTER_SETTINGS', 'read_skill_files', 'same_backbone',
 def _json(path:Path, data:bytes):
     "The JSON in `data` (the bytes of file `path`), or an error naming the file and line"
     try: return json.loads(data)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+    except ValueError as e:   # not JSON, not UTF-8, or a number of thousands of digits
         raise ModelError(f"{where(path, getattr(e, 'lineno', None))}: damaged, not valid JSON ({getattr(e, 'msg', e)})") from None
 
 def read_skill_files(path:str|Path) -> dict[str, bytes]:
@@ -524,6 +524,8 @@ def check_agent(path:str|Path) -> dict:
     for n in man['centroids']:
         need(n, lambda v: isinstance(v, list) and all(_number(x) for x in v) and any(x != 0 for x in v),
              'a list of finite numbers, not all 0', man['centroids'], 'centroids.')
+    if man['router'] == 'trained' and not (path/'router').resolve().is_relative_to(inside):
+        raise ModelError(f"{path/'router'}: a link out of the agent's folder; a trained router is read from inside it")
     return man
 
 @patch(cls_method=True)

@@ -272,7 +272,7 @@ def cmd_serve(a) -> int:
     from agentflow.serve import serve     # FastAPI and uvicorn: only when serving
     return serve(a.dir, host=a.host, port=a.port, max_texts=a.max_texts, max_chars=a.max_chars, max_body=a.max_body, batch=a.batch,
                  wait_ms=a.wait_ms, log=_log, precision=a.precision, api_key=a.api_key, allow_hosts=a.allow_host,
-                 media_dir=a.media_dir or False, explain_seconds=a.explain_seconds, header_seconds=a.header_seconds,
+                 media_dir=a.media_dir or False, explain_seconds=a.explain_seconds, header_seconds=a.header_seconds, body_seconds=a.body_seconds,
                  max_connections=a.max_connections, grace=a.grace)
 
 def cmd_run(a) -> int:
@@ -431,6 +431,7 @@ def parser() -> argparse.ArgumentParser:
     v.add_argument('--media-dir', default=None, metavar='DIR', help='multimodal records may name media files inside DIR (default: inline data: URLs only)')
     v.add_argument('--explain-seconds', type=float, default=120, help="an explanation's time budget (past it: 422)")
     v.add_argument('--header-seconds', type=float, default=10, help="a request's headers must arrive within this, or the connection is closed")
+    v.add_argument('--body-seconds', type=float, default=30, help="a request's body must arrive within this (more: 408)")
     v.add_argument('--max-connections', type=int, default=512, help='open connections at most (more: 503)')
     v.add_argument('--grace', type=float, default=30, help='on SIGTERM: seconds for the requests in flight before they are cancelled')
     r = sub.add_parser('run', help='run a workflow plan (YAML): only the steps whose inputs changed', description=RUN_HELP,

@@ -131,6 +131,7 @@ def _table_rows(path:Path, encoding:str):
             if not line.strip(): continue
             try: row = json.loads(line)
             except json.JSONDecodeError as e: raise DataError(f"{where(path, i)}: not valid JSON ({e.msg} at column {e.colno})") from None
+            except ValueError as e: raise DataError(f"{where(path, i)}: a value JSON cannot hold here ({str(e)[:80]})") from None
             if not isinstance(row, dict): raise DataError(f"{where(path, i)}: expected a JSON object per line")
             yield i, row
         return

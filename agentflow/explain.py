@@ -5,6 +5,7 @@
 # %% ../nbs/08_explain.ipynb #297cb4c2
 from __future__ import annotations
 import re, html, inspect
+from contextlib import nullcontext
 import numpy as np
 import shap
 from fastcore.basics import store_attr
@@ -36,14 +37,14 @@ class SkillModel(CachedModel):
                  output:str='prob',     # classification: 'prob', 'logodds' or 'logit'
                  bs:int=64,             # batch size
                  precision:str='auto',  # 'auto' (bf16 where native), 'bf16' or 'no' (fp32)
-                 check=None):           # called before every model call; it raises to stop the explanation (a deadline, a client gone)
+                 check=None):           # called before every model call: it raises to stop (a deadline, a client gone), or returns a context the call runs in (a lock)
         if output not in ('prob', 'logodds', 'logit'): raise ConfigError(f"output must be prob, logodds or logit, not {output!r}")
         store_attr()
     def compute(self, texts:list[str]) -> np.ndarray:
         task, rows = self.skill.task, []
         for i in range(0, len(texts), self.bs):     # shap may ask for thousands at once: `check` between batches
-            if self.check is not None: self.check()
-            outs = self.skill.outputs(task.explain_inputs(texts[i:i + self.bs]), self.bs, self.precision)
+            with (self.check() if self.check is not None else None) or nullcontext():
+                outs = self.skill.outputs(task.explain_inputs(texts[i:i + self.bs]), self.bs, self.precision)
             rows += [task.target_values(o, self.targets, self.output) for o in outs]
         return np.stack(rows)
 

@@ -5,6 +5,7 @@
 # %% ../nbs/09_multimodal.ipynb #20505628
 from __future__ import annotations
 import functools, hashlib, itertools, json, math, re, shutil, sqlite3
+from contextlib import nullcontext
 from collections import OrderedDict
 from collections import Counter
 from math import factorial
@@ -610,6 +611,11 @@ _MM_OPTIONS = {
     '--audio-seconds': ('task', dict(type=float, default=4.0, help='multimodal: seconds of each clip the audio encoder hears')),
 }
 
+def _numeric(v) -> bool:
+    "Whether a field's value reads as a finite number (12, '12.345', 3.2e4)"
+    try: return _number(v) is not None
+    except (TypeError, ValueError, OverflowError): return False
+
 def _id_columns(fields:list[dict], min_records:int=20) -> list[str]:
     "Columns with a different value in every record (text, or whole numbers named like an id or running 1..n): ids, not properties"
     if len(fields) < min_records: return []
@@ -618,6 +624,7 @@ def _id_columns(fields:list[dict], min_records:int=20) -> list[str]:
         vals = [f.get(c) for f in fields]
         if any(v in (None, '') or isinstance(v, (bool, float, list, dict)) for v in vals) or len(set(map(str, vals))) < len(vals): continue
         ints = [int(v) for v in vals if isinstance(v, int) or (isinstance(v, str) and re.fullmatch(r'-?\d{1,18}', v.strip()))]
+        if len(ints) < len(vals) and all(_numeric(v) for v in vals): continue   # measurements (12.345): values that differ, not ids
         if len(ints) == len(vals) and not (re.search(r'(^|[_\W])(id|uuid|guid|key)$', c, re.I) or max(ints) - min(ints) == len(ints) - 1): continue
         out.append(c)
     return out
@@ -722,6 +729,11 @@ def head(self:MultimodalClassification, backbone:str, **kwargs) -> MultimodalMod
     return model
 
 # %% ../nbs/09_multimodal.ipynb #29d160eb
+@patch
+def input_chars(self:MultimodalClassification, record:str) -> int:
+    "A record's characters without its inline pictures and clips (data URLs), which the body limit bounds instead"
+    return len(re.sub(r'data:[^"\s]*', '', record))
+
 @patch
 def media(self:MultimodalClassification, ref, loc:str, kind:str) -> str:
     "A predicted record's picture or clip (`kind`), read only where `media_dir` allows; errors never echo a refused path"
@@ -964,25 +976,34 @@ def parts(self:MultimodalClassification, record:dict) -> dict[str, list[str]]:
         if names: out['tabular'] = names
     return out
 
+def _as_given(ref) -> str|None:
+    "A picture or clip as an answer shows it: the name the record gave (never where it was found), a data URL cut short"
+    if not ref: return None
+    return ref if not is_data_url(ref) or len(ref) <= 80 else f"{ref[:ref.find(',') + 1]}... ({len(ref):,} characters)"
+
 def explain_record(skill,                    # a multimodal skill
                    record:dict|str,          # one record (a dict, or a JSON object as text)
                    max_evals:int=300,        # masked records per modality
-                   bs:int=64) -> dict:       # batch size
+                   bs:int=64,                # batch size
+                   check=None) -> dict:      # called before every model call: it raises to stop, or returns a context the call runs in
     "A record's prediction, each modality's exact Shapley value, and SHAP values of each modality's parts"
     import shap
     task = skill.task
+    guard = lambda: (check() if check is not None else None) or nullcontext()
     cols, _ = task.inputs([record])
+    given = record if isinstance(record, dict) else json.loads(record)
     record = {**json.loads(cols['fields'][0]), 'text': cols['text'][0], 'image': cols['image'][0] or None, 'audio': cols['audio'][0] or None}
     one = task.encode(cols, skill.tokenizer, skill.max_length)
     ds = Dataset.from_dict(cols)
-    sh = modality_shapley(skill, ds, bs).iloc[0]
+    with guard(): sh = modality_shapley(skill, ds, bs).iloc[0]
     j = task.labels.index(sh['label'])
-    out = dict(record=record, label=sh['label'], score=float(sh['all']), none=float(sh['none']),
+    out = dict(record={**record, 'image': _as_given(given.get('image')), 'audio': _as_given(given.get('audio'))}, label=sh['label'], score=float(sh['all']), none=float(sh['none']),
                modalities={m: float(sh[m]) for m in task.modalities}, parts={}, base={})
     makers = dict(text=_text_parts, image=_image_parts, audio=_audio_parts)
     for m, names in task.parts(record).items():
         make = makers.get(m) or (lambda skill, one, record, Z, names=names: _field_parts(skill, one, record, Z, names))
-        f = lambda Z, make=make: _label_probs(skill, make(skill, one, record, np.asarray(Z).round().astype(int)), j, bs)
+        def f(Z, make=make):
+            with guard(): return _label_probs(skill, make(skill, one, record, np.asarray(Z).round().astype(int)), j, bs)
         ex = shap.KernelExplainer(f, np.zeros((1, len(names))))
         vals = np.asarray(ex.shap_values(np.ones((1, len(names))), nsamples=max_evals, silent=True, l1_reg=False)).reshape(-1)   # every part weighed
         out['parts'][m] = [(n, float(v)) for n, v in zip(names, vals)]
@@ -1032,9 +1053,9 @@ def record_lines(e:dict, top:int=5) -> list[str]:
         lines.append(f"  {m}: " + ', '.join(f'{n} {v:+.3f}' for n, v in best))
     return lines
 
-def explain_records(skill, records:list, max_evals:int=300, bs:int=64) -> list[dict]:
+def explain_records(skill, records:list, max_evals:int=300, bs:int=64, check=None) -> list[dict]:
     "`explain_record` for each record"
-    return [explain_record(skill, r, max_evals, bs) for r in records]
+    return [explain_record(skill, r, max_evals, bs, check) for r in records]
 
 def records_report(exps:list[dict], title:str='agentflow explanations') -> str:
     "A self-contained HTML page: each record's lines and its plot (a PNG inside the page)"
@@ -1049,9 +1070,9 @@ def records_report(exps:list[dict], title:str='agentflow explanations') -> str:
 
 # %% ../nbs/09_multimodal.ipynb #8e127898
 @patch
-def explain_own(self:MultimodalClassification, skill, inputs:list, max_evals:int=300, bs:int=64) -> list[dict]:
+def explain_own(self:MultimodalClassification, skill, inputs:list, max_evals:int=300, bs:int=64, check=None) -> list[dict]:
     "Records are explained by modality and by part (`explain_record`), not by the text explainer"
-    return explain_records(skill, inputs, max_evals, bs)
+    return explain_records(skill, inputs, max_evals, bs, check)
 
 @patch
 def explanation_lines(self:MultimodalClassification, e:dict, top:int=5) -> list[str]: return record_lines(e, top)

@@ -20,8 +20,8 @@ from .reports import *
 from .robust import *
 
 # %% auto #0
-__all__ = ['DEMO', 'TrainConfig', 'new_skill', 'make_learner', 'check_out', 'skill_report', 'domain_sample', 'train_skill',
-           'demo']
+__all__ = ['OURS', 'DEMO', 'TrainConfig', 'new_skill', 'make_learner', 'check_out', 'skill_report', 'domain_sample',
+           'train_skill', 'demo']
 
 # %% ../nbs/10_recipes.ipynb #7ec1000a
 def _bad(name:str, msg:str): raise ConfigError(f"{name}: {msg}")
@@ -111,12 +111,14 @@ def make_learner(cfg:TrainConfig, skill:Skill, dls, cbs:list, path=None, quiet:b
     return Learner(skill, dls, lr=cfg.peak_lr, warmup=cfg.warmup, head_lr_mult=cfg.head_lr_mult,
                    mixed_precision=resolve_precision(cfg.precision), path=path, quiet=quiet, log=log, cbs=cbs)
 
+OURS = (SKILL_FILE, 'checkpoints/last.safetensors', 'checkpoints/best.safetensors')   # what only a skill or an interrupted run of ours holds
+
 def check_out(out:Path):
     "Refuse to replace a folder that holds something other than a skill or an interrupted run (an empty one is fine)"
     out = Path(out)
     if not out.exists(): return
     if not out.is_dir(): raise ConfigError(f"{out}: exists and is a file, not a skill folder; choose a new --out")
-    if any(out.iterdir()) and not ((out/SKILL_FILE).exists() or (out/'checkpoints').exists()):
+    if any(out.iterdir()) and not any((out/f).exists() for f in OURS):
         raise ConfigError(f"{out}: exists and is not a skill folder; choose a new --out")
 
 def skill_report(skill:Skill, metrics:dict, recorder, preds:list[dict]) -> str:
@@ -170,7 +172,7 @@ def _train(cfg:TrainConfig, out:Path, log, cbs) -> dict:
                             history=rec.history)
     examples = task.examples_of(dsd['test' if 'test' in dsd else 'valid'], cfg.report_examples)
     if process_rank() > 0: learn.accelerator.wait_for_everyone(); return metrics
-    with atomic_dir(out, expect=(SKILL_FILE, 'checkpoints')) as tmp:      # a skill, or this run's own interrupted start
+    with atomic_dir(out, expect=OURS) as tmp:      # a skill, or this run's own interrupted start
         skill.write(tmp, name=out)
         save_json(metrics, tmp/'metrics.json')
         save_json(domain_sample(task, dsd['train'], seed=cfg.seed), tmp/TEXTS_FILE)

@@ -51,6 +51,10 @@ class Served:
         if not self.is_agent: raise ConfigError(f"this service serves one skill; leave out \"skill\" (got '{skill}')")
         if skill not in self.model.members: raise ConfigError(f"no skill named '{skill}' (this agent has: {', '.join(self.names)})")
 
+    def chars(self, text:str) -> int:
+        "How much of `text` counts against the characters-per-text limit (an agent routes plain texts; a skill's task says)"
+        return len(text) if self.is_agent else self.model.task.input_chars(text)
+
     def check_texts(self, texts:list[str]):
         "An error naming the first text no skill can read: not valid Unicode, or no word at all"
         for i, t in enumerate(texts):
@@ -71,7 +75,7 @@ class Served:
         from agentflow.explain import explain, explanation_summary
         if not self.is_agent:
             if routing: raise ConfigError("\"routing\" is for an agent; this service serves one skill")
-            own = self.model.task.explain_own(self.model, texts, max_evals, EXPLAIN_BS)
+            own = self.model.task.explain_own(self.model, texts, max_evals, EXPLAIN_BS, check)
             if own is not None: return own        # records, say: the task explains its own inputs
             jobs = [(self.model, None)] * len(texts)
         else:
@@ -193,8 +197,9 @@ def _current_rss_mb() -> float:
     except OSError: return peak_rss_mb()
 
 def _short(s:str, n:int=80) -> str:
-    "`s`, cut to `n` characters: no answer carries more than a slice of what the client sent"
-    return s if len(s) <= n else s[:n] + '...'
+    "`s`, cut to `n` characters and written as UTF-8 can hold it: no answer carries more than a slice of what the client sent"
+    s = s if len(s) <= n else s[:n] + '...'
+    return s.encode('utf-8', 'backslashreplace').decode('utf-8')      # a lone surrogate shown as \\udXXX, not a 500
 
 def _errors(exc:RequestValidationError) -> list[dict]:
     "FastAPI's validation errors without the `input` they quote (the whole body, maybe): where, and what was expected"
@@ -210,7 +215,7 @@ async def _answer(send, status:int, detail:str, headers:list=()):
 
 class Guard:
     "ASGI middleware before the app: the Host header, the API key, and a body limit counted on the bytes actually read"
-    def __init__(self, app, hosts:set|None, key:str|None, max_body:int, stats:dict): store_attr()
+    def __init__(self, app, hosts:set|None, key:str|None, max_body:int, stats:dict, body_seconds:float=30.): store_attr()
 
     async def __call__(self, scope, receive, send):
         if scope['type'] != 'http': return await self.app(scope, receive, send)
@@ -222,9 +227,11 @@ class Guard:
             return await self._refuse(send, 401, 'send the API key: "Authorization: Bearer KEY"', [(b'www-authenticate', b'Bearer')])
         size = headers.get('content-length', '')
         if size.isdigit() and int(size) > self.max_body: return await self._refuse(send, 413, self._too_large(int(size)))
-        chunks, n, more = [], 0, True
+        chunks, n, more, deadline = [], 0, True, time.monotonic() + self.body_seconds
         while more:                                        # counted as read: a chunked body declares no size
-            msg = await receive()
+            try: msg = await asyncio.wait_for(receive(), max(deadline - time.monotonic(), 0))
+            except asyncio.TimeoutError:                   # a body trickled in slowly holds a connection: not for long
+                return await self._refuse(send, 408, f"the request body did not arrive within {self.body_seconds:g} s")
             if msg['type'] != 'http.request': return       # the client went away
             chunks.append(msg.get('body', b'')); n += len(chunks[-1]); more = msg.get('more_body', False)
             if n > self.max_body: return await self._refuse(send, 413, self._too_large(None))
@@ -266,10 +273,14 @@ def make_app(served:Served,             # the skill or agent to serve
              wait_ms:float=5.,          # how long a request waits for others to share its model call
              api_key:str|None=None,     # if given, every endpoint but /health wants "Authorization: Bearer KEY" (401)
              hosts:set|None=None,       # the Host headers answered ('name' and 'name:port'); None: any (400 otherwise)
+             body_seconds:float=30.,    # a request's body must arrive within this (408 after)
              log=None) -> FastAPI:      # where the lines saying it stopped, or is short of connections, go
     "The FastAPI application serving `served`"
-    batcher = Batcher(served.predict, batch, wait_ms / 1000, after=_give_memory_back)
-    explainer = Worker('explain')        # its own thread: /predict never waits behind an explanation
+    model_lock = threading.Lock()        # one model call at a time: an explanation's calls take turns with the batches
+    def predict(texts, skills):
+        with model_lock: return served.predict(texts, skills)
+    batcher = Batcher(predict, batch, wait_ms / 1000, after=_give_memory_back)
+    explainer = Worker('explain')        # its own thread: /predict waits at most one explanation's model call, never all of it
     stats = dict(requests=0, refused=0, started=time.time(), explaining=False, explains_stopped=0, explanation=None)
 
     @asynccontextmanager
@@ -283,14 +294,14 @@ def make_app(served:Served,             # the skill or agent to serve
 
     app = FastAPI(title='agentflow', version=agentflow.__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
                   description='Predictions and SHAP explanations of an agentflow skill or agent')
-    app.add_middleware(Guard, hosts=hosts, key=api_key, max_body=max_body, stats=stats)
+    app.add_middleware(Guard, hosts=hosts, key=api_key, max_body=max_body, stats=stats, body_seconds=body_seconds)
 
     def check(body:TextsIn, most:int):
         stats['requests'] += 1
         if not body.texts: raise HTTPException(422, 'texts: give at least one text')
         if len(body.texts) > most: raise HTTPException(413, f'too many texts: {len(body.texts)} (at most {most} per request)')
         for i, t in enumerate(body.texts):
-            if len(t) > max_chars: raise HTTPException(413, f'texts[{i}] is {len(t):,} characters long (at most {max_chars:,})')
+            if (n := served.chars(t)) > max_chars: raise HTTPException(413, f'texts[{i}] is {n:,} characters long (at most {max_chars:,})')
         try: served.check_skill(body.skill); served.check_texts(body.texts)    # before batching: a bad text never reaches a batch
         except AgentflowError as e: raise HTTPException(422, str(e)) from None
 
@@ -306,9 +317,10 @@ def make_app(served:Served,             # the skill or agent to serve
         if stats['explaining']: raise HTTPException(429, 'an explanation is running (one at a time); try again when it is done', {'Retry-After': '5'})
         late = f'max_evals: the explanation ran past its budget of {explain_seconds:g} s; ask for fewer evaluations, or fewer or shorter texts'
         gone, deadline = threading.Event(), time.monotonic() + explain_seconds
-        def stop():                                  # called in the explain thread before every model call
+        def stop():                                  # called in the explain thread before every model call, which runs holding the lock
             if gone.is_set(): raise _Abandoned()
             if time.monotonic() > deadline: raise ConfigError(late)
+            return model_lock
         stats['explaining'] = True
         stats['explanation'] = job = asyncio.ensure_future(explainer(served.explain, body.texts, body.skill, body.max_evals, body.routing, stop))
         job.add_done_callback(lambda j: stats.update(explaining=False) or j.cancelled() or j.exception())
@@ -434,6 +446,9 @@ def serve(path:str|Path,              # a saved skill or agent folder
     log(f"serving {what} from {path} on http://{host}:{port} (POST /predict, /explain; GET /skills, /health, /docs)")
     if not is_loopback(host) and not api_key:
         log(f"warning: {host} is reachable from other machines and anyone there can use this service; give it --api-key KEY (or AGENTFLOW_API_KEY)")
+    if not is_loopback(host) and '*' not in allow_hosts:
+        log(f"answering requests whose Host is {host} or a loopback name{', ' + ', '.join(allow_hosts) if allow_hosts else ''}; "
+            "clients that use another name or address for this machine get 400: add it with --allow-host NAME")
     class Server(uvicorn.Server):
         def handle_exit(self, sig, frame):    # a signal asks for a graceful stop: then exit 0, instead of re-raising it
             super().handle_exit(sig, frame)

@@ -118,7 +118,7 @@ def write(self:Skill, folder:str|Path,
 @patch
 def save(self:Skill, path:str|Path) -> Path:
     "Save the skill to folder `path` atomically: adapter (or model), tokenizer and `skill.json`"
-    with atomic_dir(path, expect=(SKILL_FILE, 'adapter_config.json')) as tmp: self.write(tmp, name=path)
+    with atomic_dir(path, expect=SKILL_FILE) as tmp: self.write(tmp, name=path)
     return Path(path)
 
 def _resolve_backbone(name:str) -> str:
@@ -138,7 +138,7 @@ def check_skill(path:str|Path) -> dict:
     if not path.is_dir(): raise ModelError(f"{path}: no such skill folder (expected a folder written by `agentflow train` or `Skill.save`)")
     if not f.exists(): raise ModelError(f"{path}: not a saved skill (no {SKILL_FILE}); train one with `agentflow train ... --out {path}`")
     try: meta = json.loads(f.read_bytes())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+    except ValueError as e:   # not JSON, not UTF-8, or a number of thousands of digits
         raise ModelError(f"{where(f, getattr(e, 'lineno', None))}: damaged, not valid JSON ({getattr(e, 'msg', e)})") from None
     if not isinstance(meta, dict): raise ModelError(f"{f}: damaged, expected a JSON object, not {type(meta).__name__}")
     def need(k, ok, expected):
@@ -155,11 +155,13 @@ def check_skill(path:str|Path) -> dict:
     meta.setdefault('read', {})           # skills saved before it was recorded: the reader's own defaults
     known = [p for p in inspect.signature(Task.registry[meta['task']].read).parameters if p not in ('path', 'encoding')]
     need('read', lambda v: isinstance(v, dict) and set(v) <= set(known), f"an object of the {meta['task']} reader's settings ({', '.join(known)})")
+    try: Task.registry[meta['task']].check_read(**meta['read'])          # and their values, as a plan's `read:` is checked
+    except ConfigError as e: raise ModelError(f"{f}: field 'read': {e}") from None
     for name in skill_files(meta):
         if not (path/name).is_file(): raise ModelError(f"{path/name}: missing (a saved {meta['peft']} skill needs {', '.join(skill_files(meta))})")
         if name.endswith('.json') and name != SKILL_FILE:
             try: json.loads((path/name).read_bytes())
-            except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            except ValueError as e:   # not JSON, not UTF-8, or a number of thousands of digits
                 raise ModelError(f"{where(path/name, getattr(e, 'lineno', None))}: damaged, not valid JSON ({getattr(e, 'msg', e)})") from None
     for w in sorted(path.glob('*.safetensors')):      # a header that does not parse is refused before any model is built
         from safetensors import safe_open
@@ -242,8 +244,11 @@ def evaluate(self:Skill, ds, bs:int=64,
     return self.task.score(self.outputs(ds, bs, precision), ds)
 
 def check_texts(texts:list):   # texts (or lists of words, or records) about to be predicted
-    "Refuse an empty or whitespace-only text, naming it: there is nothing to predict, and any answer would be a guess"
+    "Refuse an empty or whitespace-only text, naming it (there is nothing to predict, and any answer would be a guess), and one that is not valid Unicode"
     for i, t in enumerate(texts):
+        if isinstance(t, str):          # bytes that were not UTF-8 arrive as lone surrogates, which no tokenizer takes
+            try: t.encode('utf-8')
+            except UnicodeEncodeError as e: raise DataError(f"text {i + 1}: not valid Unicode (a lone surrogate at character {e.start})") from None
         if (isinstance(t, str) and not t.strip()) or (isinstance(t, (list, tuple)) and not [w for w in t if str(w).strip()]):
             raise DataError(f"text {i + 1}: empty, nothing to predict (a text needs at least one word)")
 

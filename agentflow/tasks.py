@@ -132,7 +132,13 @@ def read_inputs(self:Task, path:str|Path, encoding:str='utf-8', **read) -> list:
     return input_lines(path, encoding)
 
 @patch
-def explain_own(self:Task, skill, inputs:list, max_evals:int=500, bs:int=64) -> list[dict]|None:
+def input_chars(self:Task, text:str) -> int:
+    "How many characters of an input count against a service's characters-per-text limit (all of a text)"
+    return len(text)
+
+@patch
+def explain_own(self:Task, skill, inputs:list, max_evals:int=500, bs:int=64,
+                check=None) -> list[dict]|None:      # called before every model call (see `explain`)
     "A kind whose inputs are not plain texts explains them itself (JSON-ready dicts, with `explanation_lines` and `explanations_page`); None: the text explainer does"
     return None
 
@@ -147,12 +153,13 @@ def from_cli(cls:Task, args) -> tuple[dict, dict]:
 
 @patch(cls_method=True)
 def check_read(cls:Task, **read):
-    "Refuse a bad value of `read`'s arguments before any file is read (a plan's `read:`, the command line's flags): where the reader's default is a string, a string"
+    "Refuse a bad value of `read`'s arguments before any file is read (a plan's `read:`, the command line's flags): a string where the reader's default is one, true or false where it is a flag"
     import inspect
     params = inspect.signature(cls.read).parameters
     for k, v in read.items():
-        if k in params and isinstance(params[k].default, str) and not isinstance(v, str):
-            raise ConfigError(f"{k} expects a column's name (a string), not {v!r}")
+        if k not in params: continue
+        if isinstance(params[k].default, bool) and not isinstance(v, bool): raise ConfigError(f"{k} expects true or false, not {v!r}")
+        if isinstance(params[k].default, str) and not isinstance(v, str): raise ConfigError(f"{k} expects a column's name (a string), not {v!r}")
 
 @patch
 def dataloaders(self:Task, dsd:DatasetDict, tokenizer, bs:int=16, max_length:int=128, stride:int=32, seed:int=0,

@@ -38,7 +38,7 @@ def _plan_error(path, line:int|None, key:str, msg:str) -> PlanError:
     return PlanError(f"{where(path, line)}: {key}: {msg}" if key else f"{where(path, line)}: {msg}")
 
 # %% ../nbs/12_workflow.ipynb #756d5d7e
-PLAN_MAX_BYTES, PLAN_MAX_DEPTH, PLAN_MAX_VALUE = 1 << 20, 50, 4096
+PLAN_MAX_BYTES, PLAN_MAX_DEPTH, PLAN_MAX_VALUE, PLAN_MAX_NODES = 1 << 20, 50, 4096, 20_000
 
 def _yaml_error(path:Path, e:yaml.YAMLError) -> PlanError:
     "One line for a YAML syntax error, at the line where the problem starts: an unclosed bracket's own line, else the problem's"
@@ -55,8 +55,9 @@ def _yaml_error(path:Path, e:yaml.YAMLError) -> PlanError:
 def _check_events(path:Path, text:str):
     "Refuse, before building anything, what makes a small file expensive: aliases, deep nesting, huge values"
     depth = 0
-    for ev in yaml.parse(text, Loader=yaml.SafeLoader):
+    for n, ev in enumerate(yaml.parse(text, Loader=yaml.SafeLoader)):
         line = ev.start_mark.line + 1
+        if n > PLAN_MAX_NODES: raise _plan_error(path, line, '', f"more than {PLAN_MAX_NODES:,} keys and values; a plan needs a few dozen")
         if isinstance(ev, yaml.AliasEvent) or getattr(ev, 'anchor', None):
             raise _plan_error(path, line, '', "YAML anchors and aliases (&name, *name) are not allowed in a plan: write the values out "
                                               "(settings every skill shares go in `defaults:`)")
@@ -66,7 +67,7 @@ def _check_events(path:Path, text:str):
         elif isinstance(ev, (yaml.MappingEndEvent, yaml.SequenceEndEvent)): depth -= 1
         elif isinstance(ev, yaml.ScalarEvent):
             if len(ev.value) > PLAN_MAX_VALUE: raise _plan_error(path, line, '', f"a value of {len(ev.value)} characters; a plan's values are at most {PLAN_MAX_VALUE}")
-            if ev.implicit[0] and ev.style is None and re.fullmatch(r'[-+]?[0-9_]{19,}', ev.value):
+            if ev.implicit[0] and ev.style is None and re.fullmatch(r'[-+]?[0-9][0-9_:]{18,}', ev.value):
                 raise _plan_error(path, line, '', f"a number of {len(ev.value)} digits: expected a setting's value")
 
 def _yaml(path:Path, text:str):
@@ -75,6 +76,8 @@ def _yaml(path:Path, text:str):
         _check_events(path, text)
         root, data = yaml.compose(text, Loader=yaml.SafeLoader), yaml.safe_load(text)
     except yaml.YAMLError as e: raise _yaml_error(path, e) from None
+    except PlanError: raise
+    except (ValueError, RecursionError) as e: raise _plan_error(path, None, '', f"a value YAML cannot read ({str(e)[:80]})") from None
     def walk(node, keys):
         if isinstance(node, yaml.MappingNode):
             seen = {}
@@ -283,7 +286,7 @@ def load_plan(path:str|Path) -> LoadedPlan:
     if plan.name is not None and not _plain_name(plan.name):
         raise fail(('name',), "a plain name: letters, digits, '-', '_' and '.' (100 at most), no '/' or '..'")
     workdir = Path(plan.workdir) if plan.workdir else Path(f"{plan.name or path.stem}.agentflow")
-    workdir = (base/workdir).resolve() if not workdir.is_absolute() else workdir
+    workdir = (base/workdir).resolve()              # an absolute one too: links and '..' are followed before it is checked
     _check_workdir(workdir, path, lambda msg: fail(('workdir',) if plan.workdir else ('name',) if plan.name else (), msg))
     name_re = re.compile(r'[A-Za-z0-9][A-Za-z0-9_-]{0,63}$')
     defaults = plan.defaults.model_dump(exclude_unset=True)

@@ -3,7 +3,7 @@ import json, os, signal, socket, subprocess, threading, time
 import pytest
 from conftest import AGENTFLOW
 
-KEY, HEADER_SECONDS, MAX_CONNECTIONS, EXPLAIN_SECONDS, GRACE = 'sesame', 1, 24, 4, 2
+KEY, HEADER_SECONDS, BODY_SECONDS, MAX_CONNECTIONS, EXPLAIN_SECONDS, GRACE = 'sesame', 1, 2, 24, 4, 2
 LONG = ' '.join(f'Maria{i} flew from Lisbon to Oslo with Pedro' for i in range(8))   # 64 words: minutes of SHAP at max_evals 5000
 
 def free_port():
@@ -45,7 +45,8 @@ def server(ner_skill, tmp_path_factory):
     port, err = free_port(), tmp_path_factory.mktemp('serve')/'stderr.txt'
     with open(err, 'w') as f:
         p = subprocess.Popen([AGENTFLOW, 'serve', ner_skill, '--port', str(port), '--allow-host', 'box.example',
-                              '--header-seconds', str(HEADER_SECONDS), '--max-connections', str(MAX_CONNECTIONS),
+                              '--header-seconds', str(HEADER_SECONDS), '--body-seconds', str(BODY_SECONDS),
+                              '--max-connections', str(MAX_CONNECTIONS),
                               '--explain-seconds', str(EXPLAIN_SECONDS), '--grace', str(GRACE), '--max-body', '200000'],
                              stdout=subprocess.DEVNULL, stderr=f, env={**os.environ, 'AGENTFLOW_API_KEY': KEY, 'OMP_NUM_THREADS': '1'})
     for _ in range(1200):
@@ -77,6 +78,8 @@ def test_serve_refuses_poison_texts_before_batching(server):
     status, out = call(port, 'POST', '/predict', b'{"texts": ["fine", "bad \\ud800"]}')
     assert (status, out['detail']) == (422, "texts[1]: not valid Unicode (a lone surrogate '\\ud800' at character 4)")
     assert call(port, 'POST', '/predict', {'texts': ['  ']})[0] == 422
+    status, out = call(port, 'POST', '/predict', b'{"texts": ["fine"], "skill": "x\\ud800"}')   # quoted back safely, not a 500
+    assert status == 422 and '\\ud800' in out['detail']
     got = {}
     def client(i, text): got[i] = call(port, 'POST', '/predict', {'texts': [text]})[0]
     threads = [threading.Thread(target=client, args=(i, 'bad \ud800' if i % 3 == 0 else f'Paris {i}')) for i in range(12)]
@@ -111,6 +114,9 @@ def test_serve_closes_slow_headers_and_caps_connections(server):
     try: assert socks[-1].recv(100).startswith(b'HTTP/1.1 503')
     finally:
         for s in socks: s.close()
+    with socket.create_connection(('127.0.0.1', port), timeout=30) as s:          # a body that trickles in
+        s.sendall(request(port, 'POST', '/predict', b'{"texts": ["x"]}')[:-5])
+        assert answer(s.recv(1000))[0] == 408                                 # after BODY_SECONDS, not held
     limits = open(f'/proc/{p.pid}/limits').read()
     soft, hard = next(l.split()[3:5] for l in limits.splitlines() if l.startswith('Max open files'))
     assert soft == hard
