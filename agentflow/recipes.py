@@ -186,8 +186,9 @@ def train_skill(cfg:TrainConfig,   # what to train, on which files, and how
                ) -> dict:          # what metrics.json holds: valid (and test) scores, and the training run
     "Fine-tune a skill on files and save it with `metrics.json`, `report.html` and `texts.json` (`domain_sample`) in `cfg.out`"
     if cfg.out is None: _bad('out', 'give the folder to write the skill into')
-    out = Path(cfg.out); check_out(out)
-    if cfg.resume: check_checkpoints(out/'checkpoints')
+    out = Path(cfg.out)
+    if cfg.resume: check_checkpoints(out/'checkpoints')   # first: a pickled checkpoint is named, not just an odd folder
+    check_out(out)
     if process_rank() > 0: return _train(cfg, out, lambda *a: None, cbs)   # several processes: the main one writes and reports
     check_writable(out)                # read-only or full: found now, not after an epoch
     with write_lock(out):               # one run at a time per --out; a killed run's temporary folders swept
