@@ -19,8 +19,8 @@ from .agent import *
 import agentflow
 
 # %% auto #0
-__all__ = ['EXPLAIN_BS', 'Served', 'Worker', 'Batcher', 'TextsIn', 'ExplainIn', 'Guard', 'make_app', 'port_free', 'is_loopback',
-           'allowed_hosts', 'serve']
+__all__ = ['EXPLAIN_BS', 'DRAIN_FACTOR', 'DRAIN_SECONDS', 'Served', 'Worker', 'Batcher', 'TextsIn', 'ExplainIn', 'Guard',
+           'make_app', 'port_free', 'is_loopback', 'allowed_hosts', 'serve']
 
 # %% ../nbs/13_serve.ipynb #23c3c812
 EXPLAIN_BS = 16     # masked texts per model call when explaining: small, so a stop is noticed soon
@@ -213,6 +213,8 @@ async def _answer(send, status:int, detail:str, headers:list=()):
                 (b'content-length', str(len(body)).encode()), (b'connection', b'close'), *headers]})
     await send({'type': 'http.response.body', 'body': body})
 
+DRAIN_FACTOR, DRAIN_SECONDS = 4, 5.    # a refused body is read and dropped up to 4x the limit, for 5 s at most
+
 class Guard:
     "ASGI middleware before the app: the Host header, the API key, and a body limit counted on the bytes actually read"
     def __init__(self, app, hosts:set|None, key:str|None, max_body:int, stats:dict, body_seconds:float=30.): store_attr()
@@ -222,11 +224,13 @@ class Guard:
         headers = {k.decode('latin-1'): v.decode('latin-1') for k, v in scope['headers']}
         host, auth = headers.get('host', ''), headers.get('authorization', '')
         if self.hosts is not None and host.lower() not in self.hosts:   # DNS rebinding: a page elsewhere naming our address
-            return await self._refuse(send, 400, f"Host {_short(host, 60)!r} is not a name this server answers to (start it with --allow-host NAME)")
+            return await self._refuse(send, 400, f"Host {_short(host, 60)!r} is not a name this server answers to (start it with --allow-host NAME)",
+                                      receive=receive)
         if self.key and scope['path'] != '/health' and not hmac.compare_digest(auth.encode(), f'Bearer {self.key}'.encode()):
-            return await self._refuse(send, 401, 'send the API key: "Authorization: Bearer KEY"', [(b'www-authenticate', b'Bearer')])
+            return await self._refuse(send, 401, 'send the API key: "Authorization: Bearer KEY"', [(b'www-authenticate', b'Bearer')],
+                                      receive=receive)
         size = headers.get('content-length', '')
-        if size.isdigit() and int(size) > self.max_body: return await self._refuse(send, 413, self._too_large(int(size)))
+        if size.isdigit() and int(size) > self.max_body: return await self._refuse(send, 413, self._too_large(int(size)), receive=receive)
         chunks, n, more, deadline = [], 0, True, time.monotonic() + self.body_seconds
         while more:                                        # counted as read: a chunked body declares no size
             try: msg = await asyncio.wait_for(receive(), max(deadline - time.monotonic(), 0))
@@ -234,7 +238,7 @@ class Guard:
                 return await self._refuse(send, 408, f"the request body did not arrive within {self.body_seconds:g} s")
             if msg['type'] != 'http.request': return       # the client went away
             chunks.append(msg.get('body', b'')); n += len(chunks[-1]); more = msg.get('more_body', False)
-            if n > self.max_body: return await self._refuse(send, 413, self._too_large(None))
+            if n > self.max_body: return await self._refuse(send, 413, self._too_large(None), receive=receive, more=more)
         body = b''.join(chunks)
         async def replay():                                # the body once, then the connection's own events (a disconnect)
             nonlocal body
@@ -245,9 +249,20 @@ class Guard:
 
     def _too_large(self, size): return f"request body {f'of {size:,} bytes ' if size else ''}is too large (at most {self.max_body:,} bytes)"
 
-    async def _refuse(self, send, status, detail, headers=()):
+    async def _refuse(self, send, status, detail, headers=(), receive=None, more=True):
         self.stats['refused'] += 1
+        if receive is not None: await self._drain(receive, more)
         await _answer(send, status, detail, headers)
+
+    async def _drain(self, receive, more=True):
+        "Read and drop what the client still sends, a bounded amount for a short while, so that it can read the refusal"
+        # a connection closed on unread bytes is reset, and an answer sent before the reset is lost with it
+        left, deadline = DRAIN_FACTOR * self.max_body, time.monotonic() + min(self.body_seconds, DRAIN_SECONDS)
+        while more and left > 0:
+            try: msg = await asyncio.wait_for(receive(), max(deadline - time.monotonic(), 0))
+            except asyncio.TimeoutError: return
+            if msg['type'] != 'http.request': return
+            left -= len(msg.get('body', b'')); more = msg.get('more_body', False)
 
 def _docs_page(app) -> str:
     "A page listing the endpoints, linking the OpenAPI description: no scripts, nothing fetched from elsewhere"
