@@ -610,17 +610,17 @@ def bench_workflow(n_train:int=600,   # training tweets per domain
                 again = run_plan(folder/'plan.yaml', log=lambda *a: None)
                 rep['up_to_date'] = dict(wall_s=again.wall, steps=len(again.steps), overhead_s=again.overhead_s)
         rep['ratio'] = rep['sequential']['wall_s'] / rep['scheduler']['wall_s']
-        one = {'airline': files['airline']}
+        one, ep = {'airline': files['airline']}, max(2, epochs)      # two epochs at least: a kill between them leaves one to resume from
         log("workflow: an uninterrupted run of one skill, the reference for resume")
         ref_dir = d/'straight'; ref_dir.mkdir()
         t0 = time.time()
-        r = subprocess.run(_cli('run', _workflow_plan(ref_dir, one, 1, threads, 3, '[train, evaluate, deploy]')), capture_output=True, text=True)
+        r = subprocess.run(_cli('run', _workflow_plan(ref_dir, one, 1, threads, ep, '[train, evaluate, deploy]')), capture_output=True, text=True)
         if r.returncode: raise AgentflowError(f"bench workflow: the reference run failed: {r.stderr.strip().splitlines()[-1:]}")
         ref_s, ref = time.time() - t0, _deployed(ref_dir, 'airline')
         rng, runs = random.Random(seed), []
         for k in range(kills):
             folder = d/f'killed-{k}'; folder.mkdir()
-            plan, moment = _workflow_plan(folder, one, 1, threads, 3, '[train, evaluate, deploy]'), rng.uniform(0.05, 0.95) * ref_s
+            plan, moment = _workflow_plan(folder, one, 1, threads, ep, '[train, evaluate, deploy]'), rng.uniform(0.05, 0.95) * ref_s
             p = subprocess.Popen(_cli('run', plan), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             time.sleep(moment)
             killed = p.poll() is None

@@ -55,3 +55,15 @@ def domains(tmp_path_factory):
 def steps_run(stderr:str) -> set:
     "The steps a run started, from its log lines"
     return {l.split()[0] for l in stderr.splitlines() if l.split()[1:2] == ['started']}
+
+# The longest files first: `pytest -n 2 --dist loadfile` hands whole files to the two workers in this order, so a long
+# file met last would keep one worker busy while the other has finished (longest-first keeps the two ends close).
+LONGEST_FIRST = ['test_workflow.py', 'test_bench.py', 'test_engines.py', 'test_cli.py', 'test_multimodal.py', 'test_agent.py',
+                 'test_bad_input.py', 'test_serve.py', 'test_trust.py']
+
+def pytest_configure(config):
+    if hasattr(config.option, 'loadscopereorder'): config.option.loadscopereorder = False   # xdist: keep this order, not by count
+
+def pytest_collection_modifyitems(items):
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))     # stable: each file's tests keep their order

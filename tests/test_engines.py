@@ -42,7 +42,7 @@ def test_ray_engine_runs_the_plan_on_a_local_instance(domains, tmp_path):
     for f in domains.glob('airline*'): shutil.copy(f, tmp_path)
     plan = write_plan(tmp_path, ("defaults: {task: classify, epochs: 1, max_length: 64, max_train: 200}\n"
                                  "resources: {threads: 2}\n"
-                                 "skills:\n  airline: {train: airline-train.jsonl, test: airline-test.jsonl, steps: [search, train, baseline, evaluate, deploy],\n"
+                                 "skills:\n  airline: {train: airline-train.jsonl, test: airline-test.jsonl, steps: [search, train],\n"
                                  "            search: {trials: 2, parallel: 2, params: {lr: [1.0e-3, 3.0e-3]}}, resources: {threads: 2}}\n"))
     port = 6000 + random.Random().randrange(2000)
     env = dict(os.environ, RAY_USAGE_STATS_ENABLED='0')
@@ -52,9 +52,9 @@ def test_ray_engine_runs_the_plan_on_a_local_instance(domains, tmp_path):
     try:
         r = run_cli('run', plan, '--engine', 'ray', env=dict(env, RAY_ADDRESS=f'127.0.0.1:{port}'))
         assert r.returncode == 0, r.stderr
-        assert 'engine ray' in r.stderr and steps_run(r.stderr) == {'search:airline', 'train:airline', 'baseline:airline', 'evaluate:airline'}
+        assert 'engine ray' in r.stderr and steps_run(r.stderr) == {'search:airline', 'train:airline'}
         log = r.stderr.splitlines()                           # handed to Ray: queued; its process running: started, timed from there
-        for step in ('train:airline', 'baseline:airline'):
+        for step in ('search:airline', 'train:airline'):
             q, s = (next(i for i, l in enumerate(log) if l.split()[:2] == [step, w]) for w in ('queued', 'started'))
             assert q < s and 'in the queue' in log[s], r.stderr
         con = sqlite3.connect(tmp_path/'plan.agentflow'/'state.db')
@@ -62,5 +62,6 @@ def test_ray_engine_runs_the_plan_on_a_local_instance(domains, tmp_path):
         workers = search['workers']          # the trials ran as Ray tasks of their own, side by side on the instance's 2 CPUs
         assert workers['engine'] == 'ray' and workers['codes'] == [0, 0] and len(set(workers['ray_tasks'])) == 2, workers
         assert len(search['trials']) == 2
-        assert os.readlink(tmp_path/'plan.agentflow'/'skills'/'airline'/'current') == 'v1'
+        spec = json.loads(sorted((tmp_path/'plan.agentflow'/'attempts').glob('train-airline-*.spec.json'))[-1].read_text())
+        assert spec['config']['lr'] == search['best']['lr']    # the training ran with the search's best setting
     finally: subprocess.run([ray, 'stop', '--force'], capture_output=True, env=env, timeout=120)
