@@ -288,10 +288,10 @@ def embed(self:Agent, texts:list[str], bs:int=64,
     "Mean-pooled, unit-length embeddings of `texts` by the bare backbone (no adapter): what the centroid router compares"
     enc = encode_texts(self.tokenizer, list(texts), None, self.max_length)
     out = [None] * enc.n_examples
-    with inference(precision, self.base.device):
-        for b in make_loader(enc, self.tokenizer.pad_token_id, bs, limit=self.max_length):
-            h = self.backbone_outputs(b['input_ids'], b['attention_mask'], [''] * len(b['idx'])).last_hidden_state
-            gather_outputs(enc, b['idx'].tolist(), F.normalize(mean_pool(h.float(), b['attention_mask']), dim=-1), out)
+    def step(b):
+        h = self.backbone_outputs(b['input_ids'], b['attention_mask'], [''] * len(b['idx'])).last_hidden_state
+        gather_outputs(enc, b['idx'].tolist(), F.normalize(mean_pool(h.float(), b['attention_mask']), dim=-1), out)
+    run_batches(self.model, make_loader(enc, self.tokenizer.pad_token_id, bs, limit=self.max_length), step, precision)
     return F.normalize(torch.as_tensor(np.stack(finish_outputs(enc, out))), dim=-1).numpy()
 
 @patch
@@ -322,9 +322,13 @@ class CentroidModel(nn.Module):
         return SequenceClassifierOutput(logits=cos / self.temperature)
 
 # %% ../nbs/11_agent.ipynb #56a23505
+def _same_key(a:tuple, b:tuple) -> bool:
+    "Whether two routers' keys (names, centroid arrays, temperature, window) are the same: the very same arrays"
+    return a[0] == b[0] and all(x is y for x, y in zip(a[1], b[1])) and a[2:] == b[2:]
+
 @patch(as_prop=True)
 def router(self:Agent) -> Skill:
-    "The routing decision as a text-classification `Skill` whose labels are the skill names: predict or explain it like any skill"
+    "The routing decision as a text-classification `Skill` whose labels are the skill names: predict or explain it like any skill (built once, kept while the skills and centroids stay)"
     if self.trained_router is not None:
         if self.trained_router.task.labels != list(self.members):
             raise ConfigError(f"the trained router picks among {', '.join(self.trained_router.task.labels)}, not this agent's "
@@ -336,8 +340,12 @@ def router(self:Agent) -> Skill:
     if blind: raise ConfigError(f"the router has no texts of skill(s) {', '.join(blind)}: give them with `add(..., texts=...)` "
                                  f"(skills trained by `agentflow train` carry a sample in {TEXTS_FILE}), or name the skill")
     names = list(self.members)
-    return Skill(TextClassification(names), CentroidModel(self, np.stack([self.centroids[n] for n in names]), self.temperature),
-                 self.tokenizer, self.backbone, 'none', self.max_length, dict(router='centroid'))
+    key = (names, [self.centroids[n] for n in names], self.temperature, self.max_length)
+    kept = self.__dict__.get('_router')
+    if kept is None or not _same_key(kept[0], key):
+        model = CentroidModel(self, np.stack(key[1]), self.temperature)
+        kept = self._router = key, Skill(TextClassification(names), model, self.tokenizer, self.backbone, 'none', self.max_length, dict(router='centroid'))
+    return kept[1]
 
 @patch
 def route(self:Agent, texts:list[str], bs:int=64,
@@ -369,14 +377,6 @@ def routing_report(agent:Agent, texts:dict[str, list[str]]):   # held-out texts 
 
 # %% ../nbs/11_agent.ipynb #49333aa9
 @patch
-def _pad(self:Agent, seqs:list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
-    "Piece ids of windows as a padded batch and its mask (padded to an even length, as the skills' own loaders do)"
-    n = max(len(s) for s in seqs); n = min(n + n % 2, max(n, self.base.config.max_position_embeddings))
-    ids = torch.full((len(seqs), n), self.tokenizer.pad_token_id, dtype=torch.long); mask = torch.zeros_like(ids)
-    for i, s in enumerate(seqs): ids[i, :len(s)] = torch.tensor(s); mask[i, :len(s)] = 1
-    return ids, mask
-
-@patch
 def predict_groups(self:Agent, groups:dict[str, list],  # skill name -> its texts
                    bs:int=32,                             # windows per backbone pass
                    pretokenized:bool=False,               # token tasks: keep whitespace-separated words as they are
@@ -388,18 +388,20 @@ def predict_groups(self:Agent, groups:dict[str, list],  # skill name -> its text
         cols, ctx = m.task.inputs(list(texts), pretokenized)
         if isinstance(m, Member): shared.append((name, list(texts), m.task.encode(cols, self.tokenizer, m.max_length), ctx))
         else: done[name] = (list(texts), m.outputs(cols, bs, precision), ctx)
-    rows = sorted(((k, w) for k, s in enumerate(shared) for w in range(len(s[2]))), key=lambda r: -shared[r[0]][2].lengths[r[1]])
+    owner = [(k, w) for k, s in enumerate(shared) for w in range(len(s[2]))]   # every LoRA window: (its skill, its window)
+    mixed = Encoded([shared[k][2].input_ids[w] for k, w in owner], list(range(len(owner))), len(owner))
     results = [[None] * enc.n_examples for _, _, enc, _ in shared]
-    with inference(precision, self.base.device):
-        for s in range(0, len(rows), bs):
-            chunk = rows[s:s + bs]
-            ids, mask = self._pad([shared[k][2].input_ids[w] for k, w in chunk])
-            out = self.backbone_outputs(ids, mask, [shared[k][0] for k, _ in chunk])
-            for k in sorted({k for k, _ in chunk}):              # each skill's head on its own rows
-                sel = [j for j, (kk, _) in enumerate(chunk) if kk == k]
-                name, _, enc, _ = shared[k]
-                logits = self[name].model.apply_head(_slice(out, sel), ids[sel], mask[sel]).logits
-                gather_outputs(enc, [chunk[j][1] for j in sel], logits, results[k])
+    def step(batch):                                         # one backbone pass, each row with its adapter, then each head on its rows
+        rows = [owner[i] for i in batch['idx'].tolist()]
+        ids, mask = batch['input_ids'], batch['attention_mask']
+        out = self.backbone_outputs(ids, mask, [shared[k][0] for k, _ in rows])
+        for k in sorted({k for k, _ in rows}):
+            sel = [j for j, (kk, _) in enumerate(rows) if kk == k]
+            name, _, enc, _ = shared[k]
+            logits = self[name].model.apply_head(_slice(out, sel), ids[sel], mask[sel]).logits
+            gather_outputs(enc, [rows[j][1] for j in sel], logits, results[k])
+    if owner:                                                # longest windows first, as one stream across skills
+        run_batches(self.model, make_loader(mixed, self.tokenizer.pad_token_id, bs, limit=self.base.config.max_position_embeddings), step, precision)
     for k, (name, texts, enc, ctx) in enumerate(shared): done[name] = (texts, finish_outputs(enc, results[k]), ctx)
     return {name: [self[name].task.prediction(t, o, c) for t, o, c in zip(*done[name])] for name in groups}
 
@@ -432,11 +434,11 @@ def __call__(self:Agent, texts:str|list,       # a text or a list of texts
 # %% ../nbs/11_agent.ipynb #21b45ae0
 @patch
 def answer_record(self:Agent, answer:dict) -> dict:
-    "One answer as the command line's and the server's JSON: `skill`, `router_score`, then the skill's own JSON form"
+    "One answer as the command line and the server write it (Python values): `skill`, `router_score`, then the skill's own JSON form"
     if answer['skill'] is None: return {k: answer[k] for k in ('text', 'skill', 'router_score', 'unsure')}
     pred = {k: v for k, v in answer.items() if k not in ('skill', 'router_score')}
     return dict(skill=answer['skill'], router_score=answer['router_score'],
-                **json.loads(self[answer['skill']].task.format_prediction(pred, 'json')))
+                **self[answer['skill']].task.answer(pred))
 
 # %% ../nbs/11_agent.ipynb #beec8e9f
 @patch

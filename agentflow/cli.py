@@ -4,7 +4,8 @@
 
 # %% ../nbs/14_cli.ipynb #9e125fed
 from __future__ import annotations
-import argparse, json, os, sys, threading, time
+import argparse, dataclasses, json, os, sys, threading, time, typing
+from fastcore.docments import docments
 from pathlib import Path
 from .core import *
 from .data import *
@@ -17,21 +18,20 @@ from .recipes import *
 from .agent import *
 
 # %% auto #0
-__all__ = ['PREDICT_CHUNK', 'RUN_HELP', 'PRECISION_HELP', 'COMMANDS', 'cmd_train', 'cmd_evaluate', 'cmd_predict', 'cmd_explain',
-           'cmd_demo', 'cmd_docs', 'cmd_bench', 'cmd_agent', 'cmd_serve', 'cmd_run', 'cmd_status', 'cmd_rollback',
-           'parser', 'main']
+__all__ = ['PREDICT_CHUNK', 'RUN_HELP', 'PRECISION_HELP', 'COMMANDS', 'train_config', 'cmd_train', 'cmd_evaluate', 'cmd_predict',
+           'cmd_explain', 'cmd_demo', 'cmd_docs', 'cmd_bench', 'cmd_agent', 'cmd_serve', 'cmd_run', 'cmd_status',
+           'cmd_rollback', 'parser', 'main']
 
 # %% ../nbs/14_cli.ipynb #dae58934
 def _log(msg): print(msg, file=sys.stderr)
 
-def _train_layers(s:str): return s if s in ('all', 'head') else int(s) if s.lstrip('-').isdigit() else s
+def _dest(flag:str) -> str: return flag.lstrip('-').replace('-', '_')
 
 def _kind_flags(a, cls) -> tuple[dict, dict]:
     "The flags of kind `cls`; a flag of another kind given a value is an error, not silently ignored"
     for other in Task.registry.values():
         for flag, (_, kw) in other.cli_options.items():
-            dest = flag.lstrip('-').replace('-', '_')
-            given = getattr(a, dest, None)          # None: not given (evaluate, predict and explain then take the skill's own)
+            given = getattr(a, _dest(flag), None)   # None: not given (evaluate, predict and explain then take the skill's own)
             default = kw.get('default', False if kw.get('action') == 'store_true' else None)
             if flag not in cls.cli_options and given is not None and given != default:
                 raise ConfigError(f"{flag} is not a flag of a {cls.kind} task (it takes: {', '.join(cls.cli_options) or 'none'})")
@@ -53,17 +53,20 @@ def _launch(a) -> int:
     env = {**os.environ, 'OMP_NUM_THREADS': os.environ.get('OMP_NUM_THREADS', str(threads))}
     return subprocess.run(cmd, env=env).returncode
 
+def train_config(a) -> TrainConfig:
+    "The `TrainConfig` parsed flags `a` ask for: each field from its flag (or a switch of it), `read` and `task_args` from the kind's own flags"
+    kind = dict(zip(('read', 'task'), _kind_flags(a, Task.registry[a.task])))
+    kw = {}
+    for f in dataclasses.fields(TrainConfig):
+        cli = f.metadata.get('cli', {})
+        if isinstance(cli, str): kw[f.name] = kind[cli]; continue     # 'read' or 'task': the kind's flags fill it
+        kw[f.name] = next((v for flag, v in cli.get('also', {}).items() if getattr(a, _dest(flag))), getattr(a, f.name))
+    return TrainConfig(**kw)
+
 def cmd_train(a) -> int:
     if a.processes < 1: raise ConfigError(f"--processes: must be at least 1, not {a.processes}")
     if a.processes > 1 and process_count() == 1: return _launch(a)
-    read, task_args = _kind_flags(a, Task.registry[a.task])
-    cfg = TrainConfig(train=a.train, out=a.out, task=a.task, valid=a.valid, test=a.test, read=read, task_args=task_args,
-                      encoding=a.encoding, model=a.model, peft=a.peft, train_layers=_train_layers(a.train_layers), r=a.r,
-                      alpha=a.alpha, epochs=a.epochs, bs=a.bs, lr=a.lr, max_length=a.max_length, seed=a.seed,
-                      patience=a.patience, warmup=a.warmup, head_lr_mult=a.head_lr_mult,
-                      precision='bf16' if a.bf16 else a.precision, max_train=a.max_train, resume=a.resume, adv=a.adv,
-                      adv_eps=a.adv_eps, pgd_alpha=a.pgd_alpha, pgd_steps=a.pgd_steps, rdrop=a.rdrop, label_smoothing=a.label_smoothing)
-    metrics = train_skill(cfg, log=_log)
+    metrics = train_skill(train_config(a), log=_log)
     if process_rank() > 0: return 0                    # several processes: the main one reports
     split = 'test' if 'test' in metrics else 'valid'
     print(f"{split}: {Task.registry[a.task].summary(metrics[split])}")
@@ -101,11 +104,6 @@ def cmd_evaluate(a) -> int:
         with atomic_write(a.plot, 'wb') as f: ax.figure.savefig(f, format=Path(a.plot).suffix[1:] or 'png', bbox_inches='tight')
         plt.close(ax.figure); _log(f"wrote {a.plot}")
     return 0
-
-def _encoding(name:str) -> str:
-    "argparse's check of --encoding"
-    try: return check_encoding(name)
-    except ConfigError as e: raise argparse.ArgumentTypeError(str(e).removeprefix('--encoding: ')) from None
 
 def _texts(a, skill=None) -> list:
     "The inputs to predict: arguments, then the file's (its lines, the skill's reading of it, or with --conll its sentences)"
@@ -314,15 +312,42 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message):  # one line, exit 2, as for every other bad input
         self.exit(2, f"agentflow: error: {message} (see agentflow {self.prog.split()[-1] if ' ' in self.prog else ''} --help)\n")
 
-def _task_options(p, to:str|None=None):
-    "Add every task kind's command-line flags to `p` (those going to `to` only, if given), each once"
+def _task_options(p, to:str|None=None, saved:bool=False):
+    "Add every task kind's command-line flags to `p` (those going to `to` only, if given), each once; `saved`: for a saved skill's files"
     seen = set()
     for cls in Task.registry.values():
         for flag, (where_, kw) in cls.cli_options.items():
             if flag in seen or (to is not None and where_ != to): continue
-            if to == 'read':        # a saved skill's files: by default read as its training files were (its skill.json)
+            if saved:               # a saved skill's files: by default read as its training files were (its skill.json)
                 kw = {**kw, 'default': None, 'help': f"{kw.get('help', '')} (default: as the skill's training files were read)"}
             seen.add(flag); p.add_argument(flag, **kw)
+
+def _arg_type(fn, flag:str):
+    "`fn` as an argparse type: its `ConfigError` becomes argparse's one-line error"
+    def check(s):
+        try: return fn(s)
+        except ConfigError as e: raise argparse.ArgumentTypeError(str(e).removeprefix(f'{flag}: ')) from None
+    check.__name__ = fn.__name__
+    return check
+
+def _config_options(p, names:list[str]|None=None):
+    "Add `TrainConfig`'s fields (those in `names` only, if given) to `p` as flags: name, type, default and help from the field and its comment, the rest from its `cli` metadata"
+    docs, hints = docments(TrainConfig), typing.get_type_hints(TrainConfig)
+    for f in dataclasses.fields(TrainConfig):
+        if names is not None and f.name not in names: continue
+        cli = f.metadata.get('cli', {})
+        if isinstance(cli, str): _task_options(p, cli); continue      # read, task_args: the task kinds' own flags
+        cli = dict(cli)
+        flag, also = '--' + f.name.replace('_', '-'), cli.pop('also', {})
+        kw = dict(default=f.default, help=docs[f.name].replace('`', ''))
+        types = [t for t in typing.get_args(hints[f.name]) or (hints[f.name],) if t is not type(None)]
+        if types == [bool]: kw['action'] = 'store_true'
+        elif types[0] in (int, float): kw['type'] = types[0]
+        if 'type' in cli: cli['type'] = _arg_type(cli['type'], flag)
+        if 'required' in cli: kw.pop('default')
+        p.add_argument(flag, **kw, **cli)
+        if names is None:                                            # the whole config: its switches too (--bf16)
+            for switch, value in also.items(): p.add_argument(switch, action='store_true', help=f'the same as {flag} {value}')
 
 _TRAIN_FILES = """files by --task:
   ner         CoNLL: one word per line with its IOB tag (--columns: which columns), a blank line between sentences
@@ -347,7 +372,7 @@ https://agentflow.github.io/agentflow/workflow.html (or build the docs offline: 
 Exit status: 0 done (also when the gate refused a version: see --strict), 1 a step failed, 2 a bad plan or
 argument (nothing run), 3 a refused deploy with --strict, 130 interrupted (Ctrl-C), 143 terminated (SIGTERM)."""
 
-PRECISION_HELP = "auto (the default: bf16 where the hardware multiplies it natively, else fp32), bf16, or no (fp32)"
+PRECISION_HELP = docments(TrainConfig)['precision']      # every command that runs a model takes it
 
 class _DefaultsHelp(argparse.RawDescriptionHelpFormatter):
     "Help that shows each option's default where it has one and its text does not say it already, and keeps the epilog's lines"
@@ -362,43 +387,14 @@ def parser() -> argparse.ArgumentParser:
     d = sub.add_parser('demo', help='fine-tune MiniLM + LoRA on the shipped WNUT-2016 NER data')
     d.add_argument('--out', default='agentflow-demo'); d.add_argument('--quick', action='store_true', help='a shorter run: about 3 minutes on an idle two-core machine, longer beside other jobs')
     t = sub.add_parser('train', help='fine-tune a skill on your files', epilog=_TRAIN_FILES, formatter_class=_DefaultsHelp)
-    t.add_argument('--task', choices=list(Task.registry), default='ner', help='the kind of task (its file format: below)')
-    t.add_argument('--train', required=True, help='the training file')
-    t.add_argument('--valid', help='the validation file (default: a tenth of --train held out)')
-    t.add_argument('--test', help='a test file, scored at the end')
-    _task_options(t)
-    t.add_argument('--encoding', default='utf-8', type=_encoding, help="the files' text encoding")
-    t.add_argument('--model', default=None, help='Hugging Face name or folder (default: the shipped MiniLM)')
-    t.add_argument('--peft', choices=list(PEFT_METHODS), default='lora', help='the adapter (none: fine-tune the model itself)')
-    t.add_argument('--train-layers', default='all', help="without peft: all, head, or a number of top layers")
-    t.add_argument('--r', type=int, default=8, help='LoRA rank'); t.add_argument('--alpha', type=int, default=16, help='LoRA alpha')
-    t.add_argument('--epochs', type=int, default=3, help='epochs at most (early stopping may end sooner)')
-    t.add_argument('--bs', type=int, default=16, help='batch size')
-    t.add_argument('--lr', type=float, default=None, help='peak learning rate (default: 5e-4 with an adapter, 5e-5 without)')
-    t.add_argument('--max-length', type=int, default=128, help=f'longest window in pieces, at least {MIN_MAX_LENGTH}; longer texts become overlapping windows')
-    t.add_argument('--seed', type=int, default=42, help='seed of initialisation and batch order')
-    t.add_argument('--patience', type=int, default=2, help='epochs without improvement before stopping')
-    t.add_argument('--warmup', type=float, default=0.1, help='fraction of the steps spent warming up')
-    t.add_argument('--head-lr-mult', type=float, default=10., help="the new head's learning rate is lr times this")
-    t.add_argument('--precision', choices=list(PRECISIONS), default='auto', help=PRECISION_HELP)
-    t.add_argument('--bf16', action='store_true', help='the same as --precision bf16')
-    t.add_argument('--max-train', type=int, default=None, help='use only the first N training examples (default: all)')
-    t.add_argument('--resume', action='store_true', help='continue an interrupted run from DIR/checkpoints')
+    _config_options(t)
     t.add_argument('--processes', type=int, default=1, help='train with N processes (accelerate launch: DDP over GPUs, or CPU processes); --bs is per process')
-    t.add_argument('--adv', choices=['fgm', 'pgd'], default=None, help='adversarial training on the embedding outputs (default: none)')
-    t.add_argument('--adv-eps', type=float, default=ADV_EPS, help="FGM/PGD radius, relative to each example's embedding norm")
-    t.add_argument('--pgd-alpha', type=float, default=PGD_ALPHA, help='PGD step, in the same units')
-    t.add_argument('--pgd-steps', type=int, default=3, help='PGD steps')
-    t.add_argument('--rdrop', type=float, default=0., metavar='A', help='R-Drop: weight of the KL between two dropout passes (0: off)')
-    t.add_argument('--label-smoothing', type=float, default=0., metavar='E', help='spread E of the target over all labels (0: off)')
-    t.add_argument('--out', required=True, help='the folder to write the skill, metrics.json and report.html into')
     b = sub.add_parser('bench', help='time agentflow against the Hugging Face Trainer or pipeline, an agent against separate skills, the workflow scheduler against one after another')
     b.add_argument('what', choices=['train', 'predict', 'explain', 'agent', 'workflow', 'multimodal'])
     b.add_argument('--data', default=None, help='a CoNLL folder with train.txt and test.txt (default: the shipped WNUT-2016)')
-    b.add_argument('--max-train', type=int, default=None); b.add_argument('--epochs', type=int, default=None, help='train: 2; workflow: 3; multimodal: 2')
-    b.add_argument('--peft', choices=['lora', 'none'], default='lora'); b.add_argument('--lr', type=float, default=None)
-    b.add_argument('--bs', type=int, default=16); b.add_argument('--seed', type=int, default=42)
-    b.add_argument('--precision', choices=list(PRECISIONS), default='auto', help=PRECISION_HELP)
+    _config_options(b, ['max_train', 'lr', 'bs', 'seed', 'precision'])     # the same settings as train's
+    b.add_argument('--epochs', type=int, default=None, help='train: 2; workflow: 3; multimodal: 2')
+    b.add_argument('--peft', choices=['lora', 'none'], default='lora')
     b.add_argument('--join', type=int, default=1, metavar='N', help='train, predict: every N consecutive sentences of --data as one (longer sequences)')
     b.add_argument('--repeat', type=int, default=1, help='train: run every configuration N times (interleaved) and keep the fastest')
     b.add_argument('--n', type=int, default=None, help='predict: sentences (500); explain: texts (8); workflow: training tweets per domain (600); multimodal: training records (800)')
@@ -424,7 +420,7 @@ def parser() -> argparse.ArgumentParser:
     v.add_argument('--max-chars', type=int, default=10000, help='characters per text at most (more: 413)')
     v.add_argument('--batch', type=int, default=32, help='texts gathered into one model call at most')
     v.add_argument('--wait-ms', type=float, default=5, help='how long a request waits for others to share its batch')
-    v.add_argument('--precision', choices=list(PRECISIONS), default='auto', help=PRECISION_HELP)
+    _config_options(v, ['precision'])
     v.add_argument('--max-body', type=int, default=2_000_000, help='bytes per request body at most, counted as read (more: 413)')
     v.add_argument('--api-key', default=None, help='clients must send "Authorization: Bearer KEY" (default: $AGENTFLOW_API_KEY; the variable keeps it out of ps)')
     v.add_argument('--allow-host', action='append', default=[], metavar='NAME', help="a Host header to answer besides the loopback names and --host (repeat; '*': any)")
@@ -452,23 +448,22 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument('--strict', action='store_true', help="fail on any of Sphinx's warnings")
     x = sub.add_parser('explain', help='explain the predictions of a saved skill with SHAP')
     x.add_argument('dir'); x.add_argument('text', nargs='*')
-    x.add_argument('--file', help='one text per line (for a multimodal skill, a file of records)'); x.add_argument('--encoding', default='utf-8', type=_encoding)
-    _task_options(x, 'read')
+    x.add_argument('--file', help='one text per line (for a multimodal skill, a file of records)'); _config_options(x, ['encoding'])
+    _task_options(x, 'read', saved=True)
     x.add_argument('--html', default=None, help='also write highlighted texts and bar charts to this HTML file')
     x.add_argument('--json', action='store_true', help='one JSON object per text')
     x.add_argument('--max-evals', type=int, default=500, help='model evaluations per text')
     x.add_argument('--top', type=int, default=5, help='words shown per output')
     x.add_argument('--output', choices=['prob', 'logodds', 'logit'], default='prob', help='classification: what is explained')
     x.add_argument('--why-not', nargs='+', default=None, metavar='WORD', help='ner: also explain why WORD is not an entity')
-    x.add_argument('--bs', type=int, default=64); x.add_argument('--precision', choices=list(PRECISIONS), default='auto', help=PRECISION_HELP)
+    x.add_argument('--bs', type=int, default=64); _config_options(x, ['precision'])
     x.add_argument('--skill', default=None, help='an agent folder: explain with this skill instead of the routed one')
     x.add_argument('--routing', action='store_true', help="an agent folder: explain the router's decision instead of the answer")
     for name, help in (('evaluate', 'score a saved skill on a labelled file'), ('predict', 'predict texts with a saved skill')):
         e = sub.add_parser(name, help=help)
         e.add_argument('dir')
-        _task_options(e, 'read')
-        e.add_argument('--encoding', default='utf-8', type=_encoding)
-        e.add_argument('--precision', choices=list(PRECISIONS), default='auto', help=PRECISION_HELP)
+        _task_options(e, 'read', saved=True)
+        _config_options(e, ['encoding', 'precision'])
         if name == 'evaluate':
             e.add_argument('--test', required=True); e.add_argument('--json', action='store_true')
             e.add_argument('--perturb', default=None, metavar='all|NAMES', help=f"robustness report: all, or some of {','.join(PERTURBATIONS)}")

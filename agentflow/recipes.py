@@ -26,39 +26,47 @@ __all__ = ['OURS', 'DEMO', 'TrainConfig', 'new_skill', 'make_learner', 'check_ou
 # %% ../nbs/10_recipes.ipynb #7ec1000a
 def _bad(name:str, msg:str): raise ConfigError(f"{name}: {msg}")
 
+def _train_layers(s:str) -> str|int:
+    "A command line's --train-layers: 'all', 'head', or a number of layers"
+    return s if s in ('all', 'head') else int(s) if s.lstrip('-').isdigit() else s
+
+def _flag(default=None, **cli):
+    "A field whose command-line flag needs more than its name, type, default and comment: argparse's `type`, `choices`, `required` or `metavar`, and `also`, switches that set it ({flag: value})"
+    return field(default=default, metadata=dict(cli=cli))
+
 @dataclass
 class TrainConfig:
     "Every setting of `train_skill`, checked when the config is made"
-    train:str|Path|DatasetDict = None    # training file (the task's format), or a `DatasetDict` already read
-    out:str|Path|None = None             # folder for the skill, metrics.json and report.html (new, empty, or an earlier skill)
-    task:str = 'ner'                     # the kind of task: ner, classify, multilabel, multimodal
-    valid:str|Path|None = None           # validation file; without it a tenth of train is held out
-    test:str|Path|None = None            # test file, scored at the end
-    read:dict = field(default_factory=dict)      # the task reader's arguments: columns (ner); text_col, label_col, label_sep (tables)
-    task_args:dict = field(default_factory=dict) # the task's settings: threshold (multilabel)
-    encoding:str = 'utf-8'               # the files' encoding
-    model:str|None = None                # backbone name or folder (default: the shipped MiniLM)
-    peft:str = 'lora'                    # 'lora', 'ia3', 'prompt' or 'none'
-    train_layers:str|int = 'all'         # without peft: 'all', 'head' or a number of top layers
+    train:str|Path|DatasetDict = _flag(None, required=True) # the training file (the task's format), or from Python a `DatasetDict` already read
+    out:str|Path|None = _flag(None, required=True)          # the folder for the skill, metrics.json and report.html (new, empty, or an earlier skill)
+    task:str = _flag('ner', choices=Task.registry)          # the kind of task, which says the files' format
+    valid:str|Path|None = None           # the validation file (default: a tenth of train held out)
+    test:str|Path|None = None            # a test file, scored at the end
+    read:dict = field(default_factory=dict, metadata=dict(cli='read'))     # the task reader's arguments: columns (ner); text_col, label_col, label_sep (tables)
+    task_args:dict = field(default_factory=dict, metadata=dict(cli='task')) # the task's settings: threshold (multilabel)
+    encoding:str = _flag('utf-8', type=check_encoding)      # the files' text encoding
+    model:str|None = None                # Hugging Face name or folder (default: the shipped MiniLM)
+    peft:str = _flag('lora', choices=PEFT_METHODS)          # the adapter (none: fine-tune the model itself)
+    train_layers:str|int = _flag('all', type=_train_layers) # without peft: all, head, or a number of top layers
     r:int = 8                            # LoRA rank
     alpha:int = 16                       # LoRA alpha
     epochs:int = 3                       # epochs at most (early stopping may end sooner)
     bs:int = 16                          # batch size
-    lr:float|None = None                 # peak learning rate (default: `default_lr`)
-    max_length:int = 128                 # longest window; longer inputs become overlapping windows
+    lr:float|None = None                 # peak learning rate (default: 5e-4 with an adapter, 5e-5 without)
+    max_length:int = 128                 # longest window in pieces, at least 35; longer texts become overlapping windows
     seed:int = 42                        # seed of initialisation and batch order
     patience:int = 2                     # epochs without improvement before stopping
-    warmup:float = 0.1                   # fraction of steps spent warming up
-    head_lr_mult:float = 10.             # the head's learning rate is lr times this
-    precision:str = 'auto'               # 'auto' (`resolve_precision`: bf16 where native), 'bf16', or 'no' (fp32)
-    max_train:int|None = None            # use only the first N training examples
-    resume:bool = False                  # continue from out/checkpoints
-    adv:str|None = None                  # adversarial training on the embedding outputs: 'fgm' or 'pgd'
-    adv_eps:float = ADV_EPS              # its radius, relative to each example's embedding norm
-    pgd_alpha:float = PGD_ALPHA          # PGD's step size, in the same units
-    pgd_steps:int = 3                    # PGD's steps
-    rdrop:float = 0.                     # R-Drop weight (0: off)
-    label_smoothing:float = 0.           # label smoothing (0: off)
+    warmup:float = 0.1                   # fraction of the steps spent warming up
+    head_lr_mult:float = 10.             # the new head's learning rate is lr times this
+    precision:str = _flag('auto', choices=PRECISIONS, also={'--bf16': 'bf16'}) # auto (the default: bf16 where the hardware multiplies it natively, else fp32), bf16, or no (fp32)
+    max_train:int|None = None            # use only the first N training examples (default: all)
+    resume:bool = False                  # continue an interrupted run from out/checkpoints
+    adv:str|None = _flag(None, choices=('fgm', 'pgd'))      # adversarial training on the embedding outputs (default: none)
+    adv_eps:float = ADV_EPS              # FGM/PGD radius, relative to each example's embedding norm
+    pgd_alpha:float = PGD_ALPHA          # PGD step, in the same units
+    pgd_steps:int = 3                    # PGD steps
+    rdrop:float = _flag(0., metavar='A')                    # R-Drop: weight of the KL between two dropout passes (0: off)
+    label_smoothing:float = _flag(0., metavar='E')          # spread E of the target over all labels (0: off)
     report_examples:int = 8              # predictions shown in the report
 
     def __post_init__(self):

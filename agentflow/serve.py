@@ -9,11 +9,12 @@ from concurrent.futures import Future
 from contextlib import asynccontextmanager
 from pathlib import Path
 from fastapi import FastAPI, HTTPException, Request
-from fastapi.responses import JSONResponse, HTMLResponse
+from fastapi.responses import JSONResponse, HTMLResponse, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field
 from fastcore.basics import store_attr
 from .core import *
+from .tasks import json_line
 from .skill import *
 from .agent import *
 import agentflow
@@ -63,10 +64,10 @@ class Served:
             if not t.strip(): raise DataError(f"texts[{i}]: empty or only spaces; a text needs at least one word")
 
     def predict(self, texts:list[str], skills:list[str|None]) -> list[dict]:
-        "Answer `texts` (text i with skill `skills[i]`, None: routed) in one model call, as JSON records"
+        "Answer `texts` (text i with skill `skills[i]`, None: routed) in one model call, as records for JSON"
         if not self.is_agent:
             task = self.model.task
-            return [json.loads(task.format_prediction(p, 'json')) for p in self.model.predict(texts, precision=self.precision)]
+            return [task.answer(p) for p in self.model.predict(texts, precision=self.precision)]
         return [self.model.answer_record(a) for a in self.model(texts, skill=skills, precision=self.precision)]
 
     def explain(self, texts:list[str], skill:str|None=None, max_evals:int=200, routing:bool=False,
@@ -323,7 +324,7 @@ def make_app(served:Served,             # the skill or agent to serve
     @app.post('/predict', summary='Answer texts (routed to a skill by an agent, or sent to "skill")')
     async def predict(body:TextsIn) -> dict:
         check(body, max_texts)
-        try: return {'predictions': await batcher.submit(body.texts, body.skill)}
+        try: return Response(json_line({'predictions': await batcher.submit(body.texts, body.skill)}), media_type='application/json')   # written once, strictly (no NaN)
         except AgentflowError as e: raise HTTPException(422, str(e)) from None    # e.g. routing without router texts
 
     @app.post('/explain', summary='Explain the answers (or the routing) of texts with SHAP')

@@ -19,7 +19,7 @@ import agentflow, agentflow.multimodal       # the multimodal task kind register
 
 # %% auto #0
 __all__ = ['SKILL_FILE', 'TEXTS_FILE', 'MAX_LENGTH_LIMIT', 'MIN_MAX_LENGTH', 'Skill', 'check_model_path', 'max_positions',
-           'load_tokenizer', 'default_lr', 'skill_files', 'check_skill', 'check_texts']
+           'load_tokenizer', 'default_lr', 'skill_files', 'check_skill', 'run_batches', 'check_texts']
 
 # %% ../nbs/04a_skill.ipynb #3629e291
 _OWN = ('lora_', 'ia3_', 'prompt_encoder', 'modules_to_save')   # parameter names of a PEFT adapter and of the head it saves
@@ -209,24 +209,33 @@ def forward(self:Skill, batch:dict) -> torch.Tensor:
     if logits.ndim == 3 and logits.shape[1] > batch['input_ids'].shape[1]: logits = logits[:, -batch['input_ids'].shape[1]:]
     return logits
 
+def run_batches(model,                   # its mode is restored afterwards
+                dl,                      # batches: dicts of tensors
+                step,                    # called with each batch, on the model's device
+                precision:str='auto'):   # 'auto' (`resolve_precision`: bf16 where native), 'bf16' (autocast) or 'no' (fp32)
+    "The one inference loop: `model` in eval mode, every batch of `dl` moved to its device and handed to `step` under `inference`"
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    try:
+        with inference(precision, device):
+            for batch in dl: step({k: v.to(device) for k, v in batch.items()})
+    finally: model.train(was_training)
+
 @patch
 def logits(self:Skill, dl,                 # a `DataLoader` over an `Encoded` split
            precision:str='auto',           # 'auto' (`resolve_precision`: bf16 where native), 'bf16' (autocast) or 'no' (fp32)
            forward=None,                   # the forward pass of a batch (default: `Skill.forward`)
            each=None) -> list[np.ndarray]: # called as `each(batch, logits)` after every batch
-    "Per-example logits for every example of `dl`: the one inference loop"
+    "Per-example logits for every example of `dl`, through `run_batches`"
     enc, out = dl.dataset, [None] * dl.dataset.n_examples
-    device = next(self.model.parameters()).device
-    was_training = self.model.training
-    self.model.eval()
-    with inference(precision, device):
-        for batch in dl:
-            batch = {k: v.to(device) for k, v in batch.items()}
-            logits = (forward or self.forward)(batch)
-            if each is not None: each(batch, logits)
-            gather_outputs(enc, batch['idx'].tolist(), logits, out)
-    self.model.train(was_training)
+    def step(batch):
+        logits = (forward or self.forward)(batch)
+        if each is not None: each(batch, logits)
+        gather_outputs(enc, batch['idx'].tolist(), logits, out)
+    run_batches(self.model, dl, step, precision)
     return finish_outputs(enc, out)
+
 
 # %% ../nbs/04a_skill.ipynb #857f8afd
 @patch

@@ -121,6 +121,11 @@ def input_lines(path:str|Path, encoding:str='utf-8') -> list[str]:
     try: return [l for l in path.read_bytes().decode(encoding).removeprefix('\ufeff').splitlines() if l.strip()]
     except UnicodeDecodeError: raise DataError(f"{path}: not valid {encoding} text; pass --encoding") from None
 
+@patch
+def answer(self:Task, p:dict) -> dict:
+    "One prediction as the JSON object the command line and the server write (Python values: `json_line` writes them)"
+    return p
+
 def json_line(obj) -> str:
     "`obj` as one line of strict JSON, as every answer is printed: a value that is not a number is an error, never an invalid `NaN`"
     try: return json.dumps(obj, ensure_ascii=False, allow_nan=False)
@@ -327,7 +332,11 @@ class TokenClassification(Task):
     def format_prediction(self, p:dict, fmt:str='json') -> str:
         "One prediction as a JSON line (entities) or CoNLL lines (word and tag)"
         if fmt == 'conll': return '\n'.join(f'{w} {t}' for w, t in zip(p['words'], p['tags'])) + '\n'
-        return json_line({k: v for k, v in p.items() if k not in ('words', 'tags')})
+        return json_line(self.answer(p))
+
+    def answer(self, p:dict) -> dict:
+        "The entities, without every word's tag (the CoNLL format's)"
+        return {k: v for k, v in p.items() if k not in ('words', 'tags')}
 
     def examples_of(self, ds, n:int) -> list: return [list(t) for t in ds['tokens'][:n]]
     def examples_html(self, preds:list[dict]) -> str: return ''.join(f'<p>{highlight_entities(p)}</p>' for p in preds)
@@ -438,7 +447,7 @@ class TextClassification(Task):
     @staticmethod
     def summary(m:dict) -> str: return f"accuracy {m['accuracy']:.4f}, macro-F1 {m['macro_f1']:.4f}"
 
-    def format_prediction(self, p:dict, fmt:str='json') -> str: return json_line(p)
+    def format_prediction(self, p:dict, fmt:str='json') -> str: return json_line(self.answer(p))
 
     def examples_of(self, ds, n:int) -> list: return list(ds['text'][:n])
     def _cells(self, p:dict) -> tuple[str, str]: return p['label'], f"{p['score']:.2f}"
