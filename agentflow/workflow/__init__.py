@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = []
 
-# %% ../../nbs/12_workflow.ipynb #0ee802cd
+# %% ../../nbs/12_workflow.ipynb #01cfb68a
 from . import plan, state, steps, engines, search, report, scheduler, operations
 from .plan import *
 from .state import *
