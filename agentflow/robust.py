@@ -69,21 +69,25 @@ def perturbed_loss(learn:Learner, hook:EmbeddingHook, delta:torch.Tensor) -> tor
     finally: hook.delta = None
 
 def embedding_scale(e:torch.Tensor, mask:torch.Tensor|None=None) -> torch.Tensor:
-    "The L2 norm of each example's embedding outputs `e` over its real positions (`mask`): the unit of a relative radius"
+    ("The L2 norm of each example's embedding outputs `e` over its real positions (`mask`): the unit of a "
+     "relative radius")
     if mask is not None and mask.shape == e.shape[:2]: e = e * mask[..., None].to(e.dtype)
     return example_norms(e.detach().float())
 
 def collapsed(metrics:dict) -> str|None:
-    "What is wrong when validation `metrics` are those of a constant model (one label for everything, or none found), else None"
+    ("What is wrong when validation `metrics` are those of a constant model (one label for everything, or none found), "
+     "else None")
     per = metrics.get('per_label') or metrics.get('per_type') or {}
     recall = {k: v['recall'] for k, v in per.items() if isinstance(v, dict) and v.get('support')}
     if len(recall) > 1 and sorted(recall.values()) == [0.] * (len(recall) - 1) + [1.]:
-        return f"validation predicts '{max(recall, key=recall.get)}' for every example (the majority class: a constant model)"
+        return (f"validation predicts '{max(recall, key=recall.get)}' for every example (the majority class: a "
+                "constant model)")
     if recall and not any(recall.values()): return "validation finds none of the labels (a constant model)"
     return None
 
 class EmbeddingAttack(Callback):
-    "Base of FGM and PGD: hook the embeddings for the fit, keep the clean pass's embedding gradient; warn once when the attack takes over"
+    ("Base of FGM and PGD: hook the embeddings for the fit, keep the clean pass's embedding gradient; warn once when "
+     "the attack takes over")
     run_after = ProgressBar          # its warning follows the epoch line
     def before_fit(self): self.hook, self.warned = EmbeddingHook(self.learn.model), False
     def after_fit(self): self.hook.remove()
@@ -101,12 +105,15 @@ class EmbeddingAttack(Callback):
     def after_epoch(self):
         if self.warned or not self.losses: return
         clean, adv = (sum(l[k] for l in self.losses) / len(self.losses) for k in (0, 1))
-        why = [f"the adversarial loss ({adv:.3f}) is {adv / clean:.1f} times the clean loss ({clean:.3f})"] if adv > 2 * clean else []
+        why = ([f"the adversarial loss ({adv:.3f}) is {adv / clean:.1f} times the clean loss ({clean:.3f})"]
+               if adv > 2 * clean else [])
         c = collapsed(getattr(self.learn, 'metrics', None) or {})
-        if c and (self.learn.epoch > 0 or self.learn.epoch == self.learn.n_epoch - 1): why.append(c)   # a first epoch may not have learned yet
+        # a first epoch may not have learned yet
+        if c and (self.learn.epoch > 0 or self.learn.epoch == self.learn.n_epoch - 1): why.append(c)
         if why:
             self.warned = True
-            self.learn.log_line(f"warning: {type(self).__name__} eps={self.eps}: {'; '.join(why)}; a smaller --adv-eps may help")
+            self.learn.log_line(f"warning: {type(self).__name__} eps={self.eps}: {'; '.join(why)}; a smaller --adv-eps "
+                                "may help")
 
 # %% ../nbs/07_robust.ipynb #5f5aa3e6
 ADV_EPS = 0.05      # FGM/PGD radius: 5% of each example's embedding norm
@@ -114,7 +121,7 @@ PGD_ALPHA = 0.02    # PGD's step, in the same units
 
 class FGM(EmbeddingAttack):
     "Adversarial training with the fast gradient method on the embedding outputs: loss L(e) + L(e + eps·‖e‖·g/‖g‖)"
-    def __init__(self, eps:float=ADV_EPS): # the L2 radius of the perturbation, relative to each example's embedding norm
+    def __init__(self, eps:float=ADV_EPS): # the perturbation's L2 radius, relative to each example's embedding norm
         store_attr()
     def attack(self, g): return self.eps * self.scale * unit(g)
 
@@ -177,7 +184,8 @@ def robust_callbacks(adv:str|None=None,    # 'fgm', 'pgd' or None
                      label_smoothing:float=0. # label smoothing (0: off)
                     ) -> list[Callback]:
     "The adversarial and regularisation callbacks for these options"
-    if adv not in (None, 'none', 'fgm', 'pgd'): raise ConfigError(f"unknown adversarial method '{adv}': expected fgm or pgd")
+    if adv not in (None, 'none', 'fgm', 'pgd'):
+        raise ConfigError(f"unknown adversarial method '{adv}': expected fgm or pgd")
     if adv in ('fgm', 'pgd') and eps <= 0: raise ConfigError(f"the adversarial radius must be positive, not {eps}")
     if rdrop < 0: raise ConfigError(f"the R-Drop weight must be 0 or more, not {rdrop}")
     cbs = [FGM(eps)] if adv == 'fgm' else [PGD(eps, alpha, steps)] if adv == 'pgd' else []
@@ -193,10 +201,12 @@ class Perturbation:
     def __repr__(self): return self.name
 
     def __call__(self, ds:Dataset, seed:int=0, task=None) -> Dataset:
-        "`ds` with every example perturbed, seeded by `seed` and the example's index; `task` gives the words (default: by the data's columns)"
+        ("`ds` with every example perturbed, seeded by `seed` and the example's index; `task` gives the words "
+         "(default: by the data's columns)")
         task = task or Task.of_data(ds)
         if self.key not in task.perturbations:
-            raise ConfigError(f"the perturbation '{self.name}' does not apply to {task.kind} data (it has: {', '.join(task.perturbations)})")
+            raise ConfigError(f"the perturbation '{self.name}' does not apply to {task.kind} data (it has: "
+                              f"{', '.join(task.perturbations)})")
         def one(ex, i):
             words, tags = task.words_of(ex)
             return task.with_words(ex, *self.words(words, tags, random.Random(seed * 1_000_003 + i)))
@@ -265,12 +275,14 @@ class WordDropout(Perturbation):
 class EntitySwap(Perturbation):
     "Replace each entity by a different one of the same type, drawn from `entities` (type -> list of word tuples)"
     key, name = 'swap', 'entity swap'
-    def __init__(self, entities:dict[str, list[tuple]]): self.entities = {k: sorted(set(v)) for k, v in entities.items()}
+    def __init__(self, entities:dict[str, list[tuple]]):
+        self.entities = {k: sorted(set(v)) for k, v in entities.items()}
 
     @classmethod
     def from_dataset(cls, ds:Dataset) -> EntitySwap:
         "The entities of a NER dataset (the training split), by type"
-        if 'tags' not in ds.column_names: raise ConfigError("entity swap needs NER data (tokens and tags) to draw entities from")
+        if 'tags' not in ds.column_names:
+            raise ConfigError("entity swap needs NER data (tokens and tags) to draw entities from")
         from seqeval.metrics.sequence_labeling import get_entities
         ents = {}
         for words, tags in zip(ds['tokens'], ds['tags']):
@@ -300,13 +312,16 @@ def make_perturbations(names:str|list='all',   # 'all', or names from PERTURBATI
                       ) -> list[Perturbation]:
     "Perturbations by name"
     every = names == 'all'
-    names = list(PERTURBATIONS) if every else [n.strip() for n in (names.split(',') if isinstance(names, str) else names) if n.strip()]
+    names = (list(PERTURBATIONS) if every
+             else [n.strip() for n in (names.split(',') if isinstance(names, str) else names) if n.strip()])
     for n in names:
-        if n not in PERTURBATIONS: raise ConfigError(f"unknown perturbation '{n}': expected all or some of {', '.join(PERTURBATIONS)}")
+        if n not in PERTURBATIONS:
+            raise ConfigError(f"unknown perturbation '{n}': expected all or some of {', '.join(PERTURBATIONS)}")
     allowed = task.perturbations if task is not None else PERTURBATIONS
     if every: names = [n for n in names if n in allowed]
     for n in names:
-        if n not in allowed: raise ConfigError(f"the perturbation '{n}' does not apply to a {task.kind} task (it has: {', '.join(allowed)})")
+        if n not in allowed: raise ConfigError(f"the perturbation '{n}' does not apply to a {task.kind} task (it has: "
+                                               f"{', '.join(allowed)})")
     if 'swap' in names and not every and train is None:
         raise ConfigError("the perturbation 'swap' needs the training data to draw entities from (--train F)")
     make = dict(typos=lambda: Typos(typo_rate), lower=lambda: Casing('lower'), upper=lambda: Casing('upper'),

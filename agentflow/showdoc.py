@@ -19,7 +19,8 @@ def _cell(v) -> str:
     return s.replace('|', '\\|').replace('\n', ' ')
 
 def doc_table(sym) -> str:
-    "A markdown table of `sym`'s parameters (name, type, default, docment) and what it returns; '' when nothing is documented"
+    ("A markdown table of `sym`'s parameters (name, type, default, docment) and what it returns; '' when nothing is "
+     "documented")
     try: d = docments(sym, full=True, returns=True)
     except Exception: return ''     # builtins, and signatures whose annotations cannot be resolved (a base class's)
     d = {k: v for k, v in d.items() if k != 'self'}

@@ -22,12 +22,14 @@ __all__ = ['SKILL_FILE', 'TEXTS_FILE', 'MAX_LENGTH_LIMIT', 'MIN_MAX_LENGTH', 'Sk
            'load_tokenizer', 'default_lr', 'skill_files', 'check_skill', 'run_batches', 'check_texts']
 
 # %% ../nbs/04a_skill.ipynb #3629e291
-_OWN = ('lora_', 'ia3_', 'prompt_encoder', 'modules_to_save')   # parameter names of a PEFT adapter and of the head it saves
+# parameter names of a PEFT adapter and of the head it saves
+_OWN = ('lora_', 'ia3_', 'prompt_encoder', 'modules_to_save')
 
 class Skill:
     "A task, its tokenizer and its model (backbone + head, with or without a PEFT adapter)"
-    def __init__(self, task:Task, model, tokenizer, backbone:str, peft:str='none', max_length:int=128, info:dict|None=None,
-                 read:dict|None=None):   # how its training files were read (the reader's settings): the default for later files
+    def __init__(self, task:Task, model, tokenizer, backbone:str, peft:str='none', max_length:int=128,
+                 info:dict|None=None,
+                 read:dict|None=None):   # how training files were read (reader settings): the default for later files
         store_attr(); self.info, self.read = info or {}, dict(read or {})
 
     @classmethod
@@ -41,15 +43,16 @@ class Skill:
            ) -> Skill:
         "A new skill: `backbone` with a fresh head and, unless `peft='none'`, a fresh adapter"
         backbone = backbone or default_backbone()
-        if peft not in PEFT_METHODS: raise ConfigError(f"unknown adapter '{peft}': expected one of {', '.join(PEFT_METHODS)}")
+        if peft not in PEFT_METHODS:
+            raise ConfigError(f"unknown adapter '{peft}': expected one of {', '.join(PEFT_METHODS)}")
         set_seed(seed)
         check_model_path(backbone)
         tokenizer = load_tokenizer(backbone)
         model = task.head(backbone)
         limit = max_positions(model.config, tokenizer)
         if limit and max_length > limit:
-            raise ConfigError(f"max_length {max_length} is more than the backbone takes ({limit} positions; longer texts are cut into "
-                              f"overlapping windows anyway)")
+            raise ConfigError(f"max_length {max_length} is more than the backbone takes ({limit} positions; longer "
+                              f"texts are cut into overlapping windows anyway)")
         if peft == 'none': freeze(model, train)
         else:
             with warnings.catch_warnings():
@@ -59,9 +62,11 @@ class Skill:
 
     def __repr__(self):
         r = param_report(self.model)
-        if r['trainable']: return (f"Skill({self.task!r}, peft={self.peft}, trainable {r['trainable']:,} of {r['total']:,} "
+        if r['trainable']:
+            return (f"Skill({self.task!r}, peft={self.peft}, trainable {r['trainable']:,} of {r['total']:,} "
                                    f"parameters ({r['percent']:.2f}%))")
-        own = sum(p.numel() for n, p in self.model.named_parameters() if any(k in n for k in _OWN))   # a loaded adapter: frozen
+        # a loaded adapter: frozen
+        own = sum(p.numel() for n, p in self.model.named_parameters() if any(k in n for k in _OWN))
         return (f"Skill({self.task!r}, peft={self.peft}, adapter and head {own:,} of {r['total']:,} parameters "
                 f"({100 * own / r['total']:.2f}%), frozen for inference)")
 
@@ -74,7 +79,8 @@ def check_model_path(name_or_path:str):
     "Fail early and clearly when a local folder holds no model"
     p = Path(name_or_path)
     if p.is_dir() and not (p/'config.json').exists():
-        raise ModelError(f"{p}: no model in this folder (expected config.json, weights and tokenizer files, or a Hugging Face model name)")
+        raise ModelError(f"{p}: no model in this folder (expected config.json, weights and tokenizer files, or a "
+                         "Hugging Face model name)")
 
 def max_positions(config, tokenizer=None) -> int|None:
     "The most tokens the backbone takes in one window: its position table, or its tokenizer's limit where smaller"
@@ -86,8 +92,8 @@ def load_tokenizer(name_or_path:str, **kwargs):
     "A fast tokenizer for `name_or_path`, with a clear error when there is none"
     try: tok = AutoTokenizer.from_pretrained(name_or_path, **kwargs)
     except (OSError, ValueError) as e:
-        raise ModelError(f"cannot load a tokenizer from '{name_or_path}': expected a Hugging Face model name or a folder "
-                         f"with tokenizer files ({str(e).splitlines()[0]})") from None
+        raise ModelError(f"cannot load a tokenizer from '{name_or_path}': expected a Hugging Face model name or "
+                         f"a folder with tokenizer files ({str(e).splitlines()[0]})") from None
     if not tok.is_fast: raise ModelError(f"'{name_or_path}' has no fast tokenizer, which word alignment needs")
     return tok
 
@@ -106,8 +112,10 @@ def write(self:Skill, folder:str|Path,
     "Write the skill's files into `folder` (not atomic: `save` is)"
     folder = Path(folder)
     backbone = 'default' if self.backbone == default_backbone() else self.backbone
-    if backbone != 'default' and Path(backbone).exists(): backbone = str(Path(backbone).resolve())   # a folder: wherever training ran
-    meta = dict(agentflow=agentflow.__version__, task=self.task.kind, labels=self.task.labels, task_settings=self.task.settings,
+    # a folder: wherever training ran
+    if backbone != 'default' and Path(backbone).exists(): backbone = str(Path(backbone).resolve())
+    meta = dict(agentflow=agentflow.__version__, task=self.task.kind, labels=self.task.labels,
+                task_settings=self.task.settings,
                 backbone=backbone, peft=self.peft, max_length=self.max_length, info=self.info, read=self.read)
     with named_errors(name or folder):      # a full disk names the skill's folder, whichever library was writing
         with quiet_transformers(): self.model.save_pretrained(folder)   # no "writing shards" bar in logs
@@ -125,21 +133,26 @@ def _resolve_backbone(name:str) -> str:
     return default_backbone() if name == 'default' else name
 
 MAX_LENGTH_LIMIT = 1 << 16      # no backbone agentflow loads has more positions
-MIN_MAX_LENGTH = 35             # long inputs become windows that share 32 pieces (the stride), plus two special tokens and a word
+# long inputs become windows that share 32 pieces (the stride), plus two special tokens and a word
+MIN_MAX_LENGTH = 35
 
 def skill_files(meta:dict) -> tuple[str, ...]:
     "The files a skill folder must hold, by its `skill.json`"
-    weights = ('config.json', 'model.safetensors') if meta['peft'] == 'none' else ('adapter_config.json', 'adapter_model.safetensors')
+    weights = ('config.json', 'model.safetensors') if meta['peft'] == 'none' else ('adapter_config.json',
+                                                                                   'adapter_model.safetensors')
     return (SKILL_FILE, 'tokenizer_config.json', 'tokenizer.json') + weights
 
 def check_skill(path:str|Path) -> dict:
     "The checked `skill.json` of skill folder `path`: every field and every file it needs, before anything is built"
     path = Path(path); f = path/SKILL_FILE
-    if not path.is_dir(): raise ModelError(f"{path}: no such skill folder (expected a folder written by `agentflow train` or `Skill.save`)")
-    if not f.exists(): raise ModelError(f"{path}: not a saved skill (no {SKILL_FILE}); train one with `agentflow train ... --out {path}`")
+    if not path.is_dir(): raise ModelError(f"{path}: no such skill folder (expected a folder written by `agentflow "
+                                           "train` or `Skill.save`)")
+    if not f.exists(): raise ModelError(f"{path}: not a saved skill (no {SKILL_FILE}); train one with `agentflow train "
+                                        f"... --out {path}`")
     try: meta = json.loads(f.read_bytes())
     except ValueError as e:   # not JSON, not UTF-8, or a number of thousands of digits
-        raise ModelError(f"{where(f, getattr(e, 'lineno', None))}: damaged, not valid JSON ({getattr(e, 'msg', e)})") from None
+        raise ModelError(f"{where(f, getattr(e, 'lineno', None))}: damaged, not valid JSON "
+                         f"({getattr(e, 'msg', e)})") from None
     if not isinstance(meta, dict): raise ModelError(f"{f}: damaged, expected a JSON object, not {type(meta).__name__}")
     def need(k, ok, expected):
         if k not in meta: raise ModelError(f"{f}: damaged, field '{k}' is missing (expected {expected})")
@@ -150,28 +163,36 @@ def check_skill(path:str|Path) -> dict:
     need('backbone', lambda v: isinstance(v, str) and v.strip(), "'default', a model name or a folder")
     need('peft', lambda v: v in PEFT_METHODS, f"one of {', '.join(PEFT_METHODS)}")
     meta.setdefault('max_length', 128); meta.setdefault('task_settings', {}); meta.setdefault('info', {})
-    need('max_length', lambda v: isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= MAX_LENGTH_LIMIT, f'a whole number from 1 to {MAX_LENGTH_LIMIT}')
+    need('max_length', lambda v: isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= MAX_LENGTH_LIMIT,
+         f'a whole number from 1 to {MAX_LENGTH_LIMIT}')
     need('task_settings', lambda v: isinstance(v, dict), 'an object of the task\'s settings')
     meta.setdefault('read', {})           # skills saved before it was recorded: the reader's own defaults
     known = [p for p in inspect.signature(Task.registry[meta['task']].read).parameters if p not in ('path', 'encoding')]
-    need('read', lambda v: isinstance(v, dict) and set(v) <= set(known), f"an object of the {meta['task']} reader's settings ({', '.join(known)})")
-    try: Task.registry[meta['task']].check_read(**meta['read'])          # and their values, as a plan's `read:` is checked
+    need('read', lambda v: isinstance(v, dict) and set(v) <= set(known),
+         f"an object of the {meta['task']} reader's settings ({', '.join(known)})")
+    # and their values, as a plan's `read:` is checked
+    try: Task.registry[meta['task']].check_read(**meta['read'])
     except ConfigError as e: raise ModelError(f"{f}: field 'read': {e}") from None
     for name in skill_files(meta):
-        if not (path/name).is_file(): raise ModelError(f"{path/name}: missing (a saved {meta['peft']} skill needs {', '.join(skill_files(meta))})")
+        if not (path/name).is_file(): raise ModelError(f"{path/name}: missing (a saved {meta['peft']} skill needs "
+                                                       f"{', '.join(skill_files(meta))})")
         if name.endswith('.json') and name != SKILL_FILE:
             try: json.loads((path/name).read_bytes())
             except ValueError as e:   # not JSON, not UTF-8, or a number of thousands of digits
-                raise ModelError(f"{where(path/name, getattr(e, 'lineno', None))}: damaged, not valid JSON ({getattr(e, 'msg', e)})") from None
-    for w in sorted(path.glob('*.safetensors')):      # a header that does not parse is refused before any model is built
+                raise ModelError(f"{where(path/name, getattr(e, 'lineno', None))}: damaged, not valid JSON "
+                                 f"({getattr(e, 'msg', e)})") from None
+    # a header that does not parse is refused before any model is built
+    for w in sorted(path.glob('*.safetensors')):
         from safetensors import safe_open
         try:
             with safe_open(str(w), 'pt') as sf: list(sf.keys())
-        except Exception as e: raise ModelError(f"{w}: damaged, not a safetensors file ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
+        except Exception as e: raise ModelError(f"{w}: damaged, not a safetensors file "
+                                                f"({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
     return meta
 
 def _backbone_of(meta:dict, path:Path, file:str=SKILL_FILE) -> tuple[str, str]:
-    "The backbone as `path/file` (a skill's or an agent's) names it, and the local folder to load it from (the cache's copy of a Hub name)"
+    ("The backbone as `path/file` (a skill's or an agent's) names it, and the local folder to load it from (the "
+     "cache's copy of a Hub name)")
     b = meta['backbone']
     if b == 'default': return default_backbone(), default_backbone()
     for p in (path/b, Path(b).expanduser()):                       # relative to the skill, or as written
@@ -193,10 +214,11 @@ def load(cls:Skill, path:str|Path) -> Skill:
         else:
             with warnings.catch_warnings():
                 warnings.simplefilter('ignore', FutureWarning)
-                model = PeftModel.from_pretrained(task.head(folder, local_files_only=True), str(path), local_files_only=True)
+                model = PeftModel.from_pretrained(task.head(folder, local_files_only=True), str(path),
+                                                  local_files_only=True)
     except RuntimeError as e:       # a head of another size: the label list was edited, or the weights belong elsewhere
-        raise ModelError(f"{weights}: does not fit {SKILL_FILE} ({len(meta['labels'])} labels, task {meta['task']}, backbone "
-                         f"{meta['backbone']}): {str(e).strip().splitlines()[-1].strip()[:160]}") from None
+        raise ModelError(f"{weights}: does not fit {SKILL_FILE} ({len(meta['labels'])} labels, task {meta['task']}, "
+                         f"backbone {meta['backbone']}): {str(e).strip().splitlines()[-1].strip()[:160]}") from None
     model.eval()
     return cls(task, model, tokenizer, backbone, meta['peft'], meta['max_length'], meta['info'], meta['read'])
 
@@ -206,14 +228,16 @@ def forward(self:Skill, batch:dict) -> torch.Tensor:
     "The logits of a batch, without the virtual-token positions that prompt tuning prepends"
     extra = {k: batch[k] for k in self.task.extra_inputs if k in batch}      # a multimodal task's images, fields...
     logits = self.model(input_ids=batch['input_ids'], attention_mask=batch['attention_mask'], **extra).logits
-    if logits.ndim == 3 and logits.shape[1] > batch['input_ids'].shape[1]: logits = logits[:, -batch['input_ids'].shape[1]:]
+    if logits.ndim == 3 and logits.shape[1] > batch['input_ids'].shape[1]:
+        logits = logits[:, -batch['input_ids'].shape[1]:]
     return logits
 
 def run_batches(model,                   # its mode is restored afterwards
                 dl,                      # batches: dicts of tensors
                 step,                    # called with each batch, on the model's device
-                precision:str='auto'):   # 'auto' (`resolve_precision`: bf16 where native), 'bf16' (autocast) or 'no' (fp32)
-    "The one inference loop: `model` in eval mode, every batch of `dl` moved to its device and handed to `step` under `inference`"
+                precision:str='auto'):   # 'auto' (`resolve_precision`: bf16 where native), 'bf16' or 'no' (fp32)
+    ("The one inference loop: `model` in eval mode, every batch of `dl` moved to its device and handed to `step` under "
+     "`inference`")
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
@@ -224,7 +248,7 @@ def run_batches(model,                   # its mode is restored afterwards
 
 @patch
 def logits(self:Skill, dl,                 # a `DataLoader` over an `Encoded` split
-           precision:str='auto',           # 'auto' (`resolve_precision`: bf16 where native), 'bf16' (autocast) or 'no' (fp32)
+           precision:str='auto',           # 'auto' (`resolve_precision`: bf16 where native), 'bf16' or 'no' (fp32)
            forward=None,                   # the forward pass of a batch (default: `Skill.forward`)
            each=None) -> list[np.ndarray]: # called as `each(batch, logits)` after every batch
     "Per-example logits for every example of `dl`, through `run_batches`"
@@ -241,9 +265,10 @@ def logits(self:Skill, dl,                 # a `DataLoader` over an `Encoded` sp
 @patch
 def outputs(self:Skill, data,                 # a `Dataset`, or raw columns: {'text': [...]} or {'tokens': [[...], ...]}
             bs:int=64,                         # batch size
-            precision:str='auto') -> list[np.ndarray]: # 'auto' (bf16 where the hardware multiplies it natively), 'bf16' or 'no'
+            precision:str='auto') -> list[np.ndarray]: # 'auto' (bf16 where native), 'bf16' or 'no'
     "Per-example logits on `data`, encoded as in training: one row per text, or one per word"
-    dl = make_loader(self.task.encode(data, self.tokenizer, self.max_length), self.tokenizer.pad_token_id, bs, limit=self.max_length)
+    dl = make_loader(self.task.encode(data, self.tokenizer, self.max_length), self.tokenizer.pad_token_id, bs,
+                     limit=self.max_length)
     return self.logits(dl, precision)
 
 @patch
@@ -253,21 +278,25 @@ def evaluate(self:Skill, ds, bs:int=64,
     return self.task.score(self.outputs(ds, bs, precision), ds)
 
 def check_texts(texts:list):   # texts (or lists of words, or records) about to be predicted
-    "Refuse an empty or whitespace-only text, naming it (there is nothing to predict, and any answer would be a guess), and one that is not valid Unicode"
+    ("Refuse an empty or whitespace-only text, naming it (there is nothing to predict, and any answer would be a "
+     "guess), and one that is not valid Unicode")
     for i, t in enumerate(texts):
         if isinstance(t, str):          # bytes that were not UTF-8 arrive as lone surrogates, which no tokenizer takes
             try: t.encode('utf-8')
-            except UnicodeEncodeError as e: raise DataError(f"text {i + 1}: not valid Unicode (a lone surrogate at character {e.start})") from None
-        if (isinstance(t, str) and not t.strip()) or (isinstance(t, (list, tuple)) and not [w for w in t if str(w).strip()]):
+            except UnicodeEncodeError as e:
+                raise DataError(f"text {i + 1}: not valid Unicode (a lone surrogate at character {e.start})") from None
+        if (isinstance(t, str) and not t.strip()) or (isinstance(t, (list, tuple))
+                                                      and not [w for w in t if str(w).strip()]):
             raise DataError(f"text {i + 1}: empty, nothing to predict (a text needs at least one word)")
 
 @patch
-def predict(self:Skill, texts:str|dict|list, # a text, or a list of texts (token tasks: also lists of words; multimodal: records)
+def predict(self:Skill, texts:str|dict|list, # a text or a list (token tasks: also lists of words; multimodal: records)
             bs:int=32,                       # batch size
             precision:str='auto',            # 'auto' (bf16 where native), 'bf16' (autocast) or 'no' (fp32)
-            pretokenized:bool=False          # token tasks: the texts' words are separated by whitespace; keep them as they are
+            pretokenized:bool=False          # token tasks: the texts' words are whitespace-separated; keep them
            ) -> list[dict]:
-    "Predict raw texts: the task's answer for each (entities with offsets and every word's tag; labels with probabilities)"
+    ("Predict raw texts: the task's answer for each (entities with offsets and every word's tag; labels with "
+     "probabilities)")
     if isinstance(texts, (str, dict)): texts = [texts]
     if not len(texts): return []                 # nothing to tokenise
     check_texts(texts)

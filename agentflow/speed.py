@@ -34,13 +34,15 @@ def keep_mask(shape, p:float, dtype=torch.float32, scale:float=1.) -> torch.Tens
     if k >= 65536: return torch.zeros(shape, dtype=dtype)
     t = k - 32768                                 # keep where the int16 draw is >= t
     m = random_bits(math.prod(shape)).view(shape).clamp_(t - 1, t).sub_(t - 1)   # int16 0/1, no boolean tensor
-    if dtype in (torch.bfloat16, torch.float16): return m.mul_(_bits16(scale, dtype)).view(dtype)   # 0 or `scale`'s bits
+    # 0 or `scale`'s bits
+    if dtype in (torch.bfloat16, torch.float16): return m.mul_(_bits16(scale, dtype)).view(dtype)
     return m.to(dtype).mul_(scale) if scale != 1 else m.to(dtype)
 
 def apply_dropout(x:torch.Tensor, p:float) -> torch.Tensor:
     "Inverted dropout of `x` with rate `p`: `keep_mask` on the CPU, torch's own fused dropout elsewhere"
     if x.device.type != 'cpu' or p >= 1: return F.dropout(x, p, training=True)
-    return x * keep_mask(x.shape, p, x.dtype, 1 / (1 - p))   # 1/(1-p) in x's dtype, as torch's dropout scales; autograd keeps the mask
+    # 1/(1-p) in x's dtype, as torch's dropout scales; autograd keeps the mask
+    return x * keep_mask(x.shape, p, x.dtype, 1 / (1 - p))
 
 class FastDropout(torch.nn.Module):
     "Dropout through `apply_dropout`: the same distribution as `nn.Dropout`, a fraction of its time on the CPU"
@@ -129,7 +131,8 @@ def _tied(model, emb) -> bool:
     return out is not None and getattr(out, 'weight', None) is emb.weight
 
 class TrainedRows(Callback):
-    "When the word embedding trains: during each epoch its weight holds only the training data's rows; the others only decay"
+    ("When the word embedding trains: during each epoch its weight holds only the training data's rows; the others "
+     "only decay")
     run_before = ('Recorder', 'SaveBest', 'Checkpoint')   # the full table is back before anything reads or saves it
     on, pending = False, 1.
     def before_fit(self):
@@ -180,7 +183,8 @@ def lora_and_head_only(model) -> bool:
     for n, mod in model.named_modules():
         own = list(mod.parameters(recurse=False))
         frozen |= any(not p.requires_grad for p in own)
-        if any(p.requires_grad for p in own) and not (isinstance(mod, torch.nn.Linear) and (_LORA_RE.search(n) or is_head(n))):
+        if any(p.requires_grad for p in own) and not (isinstance(mod, torch.nn.Linear)
+                                                      and (_LORA_RE.search(n) or is_head(n))):
             return False
     return frozen
 
@@ -209,7 +213,8 @@ def lean_lora(mod):
             h, s = x * keep_mask(x.shape, p, x.dtype), s / (1 - p)
         else: h = drop(x)
         out, low = mod.base_layer(x), F.linear(h, A.to(x.dtype))
-        return torch.addmm(out.view(-1, out.shape[-1]), low.view(-1, low.shape[-1]), B.to(x.dtype).t(), alpha=s).view(out.shape)
+        return torch.addmm(out.view(-1, out.shape[-1]), low.view(-1, low.shape[-1]), B.to(x.dtype).t(),
+                           alpha=s).view(out.shape)
     return forward
 
 _UNSET = object()
@@ -223,12 +228,14 @@ def _to_bf16(mod, args, out): return out.to(torch.bfloat16)
 
 class BF16Body(Callback):
     "During a bf16 `fit` the body runs in bf16 without autocast where it can (LoRA, no PEFT), else under autocast"
-    run_before = ('TrainedRows', 'GradientClip', 'Recorder', 'SaveBest', 'Checkpoint', 'EarlyStopping')  # fp32 masters first
+    # fp32 masters first
+    run_before = ('TrainedRows', 'GradientClip', 'Recorder', 'SaveBest', 'Checkpoint', 'EarlyStopping')
     pairs, saved, undo = (), {}, ()           # (so that `after_fit` is safe even if `before_fit` never ran)
     def before_fit(self):
         model, self.saved, self.undo, self.pairs = self.learn.model, {}, [], []
         self.mode = ('frozen' if lora_and_head_only(model) else      # frozen body: only LoRA matrices and heads train
-                     'masters' if not hasattr(model, 'peft_config') and self.learn.grad_accum == 1 and process_count() == 1
+                     'masters' if not hasattr(model, 'peft_config') and self.learn.grad_accum == 1
+                     and process_count() == 1
                      else 'autocast')   # (DDP's gradient buckets keep the dtype the weights had when it wrapped them)
         own = self.mode != 'autocast'
         for mod in model.modules():
@@ -246,7 +253,8 @@ class BF16Body(Callback):
                 mod.forward = lean_lora(mod); self.undo.append(lambda m=mod: delattr(m, 'forward'))
             if hasattr(mod, '_cast_input_dtype'):                    # peft's tuner layers: keep their input in bf16
                 was = mod.__dict__.get('cast_input_dtype_enabled', _UNSET)   # peft sets it on each layer: put it back
-                mod.cast_input_dtype_enabled = False; self.undo.append(lambda m=mod, v=was: _put_back(m, 'cast_input_dtype_enabled', v))
+                mod.cast_input_dtype_enabled = False
+                self.undo.append(lambda m=mod, v=was: _put_back(m, 'cast_input_dtype_enabled', v))
             if isinstance(mod, torch.nn.Linear) and any(p.requires_grad for p in mod.parameters()):
                 if is_head(n): self.undo.append(mod.register_forward_pre_hook(_to_fp32).remove)   # logits in fp32
                 elif self.mode == 'frozen':
@@ -286,10 +294,12 @@ from transformers.integrations.sdpa_attention import sdpa_attention_forward
 def train_attention(module, query, key, value, attention_mask, scaling=None, dropout=0., **kwargs):
     "SDPA, except while training with dropout: then softmax(QKᵀ·scale + mask), `keep_mask` dropout, times V"
     if not (module.training and dropout > 0) or getattr(module, 'is_causal', False) or key.shape[1] != query.shape[1]:
-        return sdpa_attention_forward(module, query, key, value, attention_mask, scaling=scaling, dropout=dropout, **kwargs)
+        return sdpa_attention_forward(module, query, key, value, attention_mask, scaling=scaling, dropout=dropout,
+                                      **kwargs)
     scores = torch.matmul(query, key.transpose(2, 3)) * (scaling or query.shape[-1] ** -0.5)
     if attention_mask is not None:         # sdpa_mask gives True where a query may attend; an eager mask is additive
-        scores = (scores.masked_fill(~attention_mask, torch.finfo(scores.dtype).min) if attention_mask.dtype == torch.bool
+        scores = (scores.masked_fill(~attention_mask, torch.finfo(scores.dtype).min)
+                  if attention_mask.dtype == torch.bool
                   else scores + attention_mask)
     probs = scores.softmax(-1, dtype=torch.float32).to(scores.dtype)   # a bf16 softmax over short rows is 3-5x slower
     probs = apply_dropout(probs, dropout)
@@ -309,7 +319,8 @@ def _fast_attention(model):
     cfgs = []
     for mod in model.modules():
         cfg = getattr(mod, 'config', None)
-        if getattr(cfg, '_attn_implementation', None) == 'sdpa': cfg._attn_implementation = 'agentflow'; cfgs.append(cfg)
+        if getattr(cfg, '_attn_implementation', None) == 'sdpa':
+            cfg._attn_implementation = 'agentflow'; cfgs.append(cfg)
     def undo():
         for cfg in cfgs: cfg._attn_implementation = 'sdpa'
     return undo

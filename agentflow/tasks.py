@@ -29,18 +29,19 @@ class Task:
     auto_model = None           # the `transformers` auto class that builds backbone + head
     main_metric:str = ''        # what early stopping and best-checkpoint selection watch
     report_columns:tuple = ()   # the metrics a one-table summary shows, the main one first
-    perturbations:tuple = ('typos', 'lower', 'upper', 'drop')   # robustness perturbations that apply (`agentflow.robust`)
+    perturbations:tuple = ('typos', 'lower', 'upper', 'drop')   # perturbations that apply (`agentflow.robust`)
     explain_words:bool = False  # explanations mask whole words (True) or the tokenizer's pieces (False)
     explain_per_text:bool = False # explanation outputs depend on each text's prediction (entities), or are the labels
     formats:tuple = ('json',)   # output formats of `agentflow predict`
     input_col:str = ''          # the column its examples' inputs are in (`tokens`, `text`)
     cli_options:dict = {}       # {'--flag': ('read' or 'task', argparse keyword arguments)}: the flags this kind adds
-    extra_inputs:tuple = ()     # model inputs besides the text's pieces, passed from each batch to the model (images...)
-    notes:tuple = ()            # lines `from_data` leaves for the user: what it inferred from the training data (shown when training)
+    extra_inputs:tuple = ()     # model inputs besides the text's pieces, passed from each batch to the model (images)
+    notes:tuple = ()            # lines `from_data` leaves the user: what it inferred from the data (shown in training)
     registry = {}
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        if cls.__dict__.get('kind'): Task.registry[cls.kind] = cls     # a subclass that names no kind of its own (a variant) leaves the registry as it is
+        # a subclass that names no kind of its own (a variant) leaves the registry as it is
+        if cls.__dict__.get('kind'): Task.registry[cls.kind] = cls
 
     def __init__(self, labels:list[str]): # the labels, in the order of the head's outputs
         if not labels: raise ConfigError("a task needs at least one label")
@@ -60,19 +61,23 @@ class Task:
         "The kind of task whose examples `ds` holds, found by its input column (for helpers given only data)"
         for cls in Task.registry.values():
             if cls.input_col in ds.column_names: return cls
-        raise DataError(f"the data has none of the input columns {', '.join(c.input_col for c in Task.registry.values())} (it has: {', '.join(ds.column_names)})")
+        raise DataError("the data has none of the input columns "
+                        f"{', '.join(c.input_col for c in Task.registry.values())} (it has: "
+                        f"{', '.join(ds.column_names)})")
 
     @property
     def settings(self) -> dict:
         "The constructor's arguments besides the labels (saved in `skill.json`)"
         return {}
 
-    def __repr__(self): return f"{type(self).__name__}({len(self.labels)} labels: {', '.join(self.labels[:8])}{', ...' if len(self.labels) > 8 else ''})"
+    def __repr__(self): return (f"{type(self).__name__}({len(self.labels)} labels: "
+                                f"{', '.join(self.labels[:8])}{', ...' if len(self.labels) > 8 else ''})")
 
     @classmethod
     def from_kind(cls, kind:str, labels:list[str], **settings):
         "The task named `kind` (as in `skill.json` or `--task`) with `labels` and its `settings`"
-        if kind not in Task.registry: raise ConfigError(f"unknown task '{kind}': expected one of {', '.join(Task.registry)}")
+        if kind not in Task.registry:
+            raise ConfigError(f"unknown task '{kind}': expected one of {', '.join(Task.registry)}")
         return Task.registry[kind](labels, **settings)
 
     def head(self, backbone:str, **kwargs):
@@ -88,7 +93,8 @@ class Task:
     def nothing_to_learn(self) -> str|None:
         "Why data with only these labels teaches nothing (one class: a metric of 1.0 that means nothing), else None"
         if len(self.labels) < 2:
-            return f"every example has label '{self.labels[0]}': nothing to tell apart (a classifier needs at least two labels)"
+            return (f"every example has label '{self.labels[0]}': nothing to tell apart (a classifier needs at least "
+                    "two labels)")
 
     def loss(self, logits:torch.Tensor, labels:torch.Tensor, label_smoothing:float=0.) -> torch.Tensor:
         "Mean cross-entropy over positions whose label is not -100 (against labels smoothed by `label_smoothing`)"
@@ -98,13 +104,15 @@ class Task:
     def divergence(self, logits_a:torch.Tensor, logits_b:torch.Tensor, labels:torch.Tensor) -> torch.Tensor:
         "½(KL(p‖q) + KL(q‖p)) between the class distributions of two passes, over positions with a label"
         la, lb = logits_a.float().log_softmax(-1), logits_b.float().log_softmax(-1)
-        kl = 0.5 * (F.kl_div(lb, la, log_target=True, reduction='none') + F.kl_div(la, lb, log_target=True, reduction='none')).sum(-1)
+        kl = 0.5 * (F.kl_div(lb, la, log_target=True, reduction='none')
+                    + F.kl_div(la, lb, log_target=True, reduction='none')).sum(-1)
         return kl[labels != -100].mean()
 
     def check_labels(self, ds):
         "Raise a `DataError` naming the file and line of the first label in `ds` this task does not know"
         bad = self.unknown_labels(ds)
-        if bad: raise DataError(f"{bad[1]}: label '{bad[0]}' was not seen in training (known labels: {', '.join(self.labels)})")
+        if bad: raise DataError(f"{bad[1]}: label '{bad[0]}' was not seen in training (known labels: "
+                                f"{', '.join(self.labels)})")
 
 # %% ../nbs/03_tasks.ipynb #b7a10003
 def _loc(ds, i:int) -> str: return ds[i]['loc'] if 'loc' in ds.column_names else f'example {i}'
@@ -127,13 +135,16 @@ def answer(self:Task, p:dict) -> dict:
     return p
 
 def json_line(obj) -> str:
-    "`obj` as one line of strict JSON, as every answer is printed: a value that is not a number is an error, never an invalid `NaN`"
+    ("`obj` as one line of strict JSON, as every answer is printed: a value that is not a number is an error, never an "
+     "invalid `NaN`")
     try: return json.dumps(obj, ensure_ascii=False, allow_nan=False)
-    except ValueError: raise ModelError("the answer holds a score that is not a number (NaN or infinity): the model's weights or the agent's router are damaged") from None
+    except ValueError: raise ModelError("the answer holds a score that is not a number (NaN or infinity): the model's "
+                                        "weights or the agent's router are damaged") from None
 
 @patch
 def read_inputs(self:Task, path:str|Path, encoding:str='utf-8', **read) -> list:
-    "The inputs in a file given to `agentflow predict --file`, as `Skill.predict` takes them (one text per line; `read`: the reader's flags)"
+    ("The inputs in a file given to `agentflow predict --file`, as `Skill.predict` takes them (one text per line; "
+     "`read`: the reader's flags)")
     return input_lines(path, encoding)
 
 @patch
@@ -144,7 +155,8 @@ def input_chars(self:Task, text:str) -> int:
 @patch
 def explain_own(self:Task, skill, inputs:list, max_evals:int=500, bs:int=64,
                 check=None) -> list[dict]|None:      # called before every model call (see `explain`)
-    "A kind whose inputs are not plain texts explains them itself (JSON-ready dicts, with `explanation_lines` and `explanations_page`); None: the text explainer does"
+    ("A kind whose inputs are not plain texts explains them itself (JSON-ready dicts, with `explanation_lines` and "
+     "`explanations_page`); None: the text explainer does")
     return None
 
 @patch(cls_method=True)
@@ -158,13 +170,16 @@ def from_cli(cls:Task, args) -> tuple[dict, dict]:
 
 @patch(cls_method=True)
 def check_read(cls:Task, **read):
-    "Refuse a bad value of `read`'s arguments before any file is read (a plan's `read:`, the command line's flags): a string where the reader's default is one, true or false where it is a flag"
+    ("Refuse a bad value of `read`'s arguments before any file is read (a plan's `read:`, the command line's flags): a "
+     "string where the reader's default is one, true or false where it is a flag")
     import inspect
     params = inspect.signature(cls.read).parameters
     for k, v in read.items():
         if k not in params: continue
-        if isinstance(params[k].default, bool) and not isinstance(v, bool): raise ConfigError(f"{k} expects true or false, not {v!r}")
-        if isinstance(params[k].default, str) and not isinstance(v, str): raise ConfigError(f"{k} expects a column's name (a string), not {v!r}")
+        if isinstance(params[k].default, bool) and not isinstance(v, bool):
+            raise ConfigError(f"{k} expects true or false, not {v!r}")
+        if isinstance(params[k].default, str) and not isinstance(v, str):
+            raise ConfigError(f"{k} expects a column's name (a string), not {v!r}")
 
 @patch
 def dataloaders(self:Task, dsd:DatasetDict, tokenizer, bs:int=16, max_length:int=128, stride:int=32, seed:int=0,
@@ -208,7 +223,8 @@ TASK_CONTRACT = dict(
 for _name, _doc in TASK_CONTRACT.items(): setattr(Task, _name, _contract(_name, _doc))
 
 # %% ../nbs/03_tasks.ipynb #3aab9576
-_PALETTE = ['#fde68a', '#bfdbfe', '#bbf7d0', '#fecaca', '#ddd6fe', '#fbcfe8', '#c7d2fe', '#fed7aa', '#a5f3fc', '#d9f99d']
+_PALETTE = ['#fde68a', '#bfdbfe', '#bbf7d0', '#fecaca', '#ddd6fe', '#fbcfe8', '#c7d2fe', '#fed7aa', '#a5f3fc',
+            '#d9f99d']
 
 def highlight_entities(pred:dict) -> str:
     "HTML of a text with its predicted entities highlighted (inline styles only)"
@@ -218,7 +234,8 @@ def highlight_entities(pred:dict) -> str:
         color = _PALETTE[sum(map(ord, e['label'])) % len(_PALETTE)]
         out.append(html.escape(text[pos:e['start']]))
         out.append(f'<mark style="background:{color};padding:0 3px;border-radius:3px" title="{e["score"]:.2f}">'
-                   f'{html.escape(text[e["start"]:e["end"]])} <b style="font-size:0.7em">{html.escape(e["label"])}</b></mark>')
+                   f'{html.escape(text[e["start"]:e["end"]])} <b '
+                   f'style="font-size:0.7em">{html.escape(e["label"])}</b></mark>')
         pos = e['end']
     out.append(html.escape(text[pos:]))
     return ''.join(out)
@@ -229,7 +246,8 @@ def _columns_arg(columns) -> tuple:
         cols = tuple(int(c) for c in columns.split(',')) if isinstance(columns, str) else tuple(columns)
         if len(cols) != 2 or not all(isinstance(c, int) and not isinstance(c, bool) for c in cols): raise ValueError
         return cols
-    except (ValueError, TypeError): raise ConfigError(f"--columns expects two column numbers like 0,-1, not '{columns}'") from None
+    except (ValueError, TypeError):
+        raise ConfigError(f"--columns expects two column numbers like 0,-1, not '{columns}'") from None
 
 def _word_spans(text:str): 
     "Whitespace-separated words with their offsets (pretokenized input)"
@@ -244,9 +262,11 @@ class TokenClassification(Task):
     explain_words, explain_per_text, formats = True, True, ('json', 'conll')
 
     def nothing_to_learn(self) -> str|None:
-        if self.labels == ['O']: return "every example has tag 'O': nothing to tell apart (a tagger needs some entities, not only O)"
+        if self.labels == ['O']:
+            return "every example has tag 'O': nothing to tell apart (a tagger needs some entities, not only O)"
         return super().nothing_to_learn()
-    cli_options = {'--columns': ('read', dict(default='0,-1', help='ner: the token and tag columns of the CoNLL files'))}
+    cli_options = {'--columns': ('read',
+                                 dict(default='0,-1', help='ner: the token and tag columns of the CoNLL files'))}
 
     @staticmethod
     def read(path, columns=(0, -1), encoding:str='utf-8') -> Dataset:
@@ -278,10 +298,12 @@ class TokenClassification(Task):
 
     def metric(self, preds:list[list[str]], refs:list[list[str]]) -> dict:
         "Entity-level precision, recall and F1 (micro) and per entity type, from `seqeval`"
-        from seqeval.metrics import classification_report     # seqeval and scikit-learn load when first needed (a second of start-up)
+        # seqeval and scikit-learn load when first needed (a second of start-up)
+        from seqeval.metrics import classification_report
         rep = classification_report(refs, preds, output_dict=True, zero_division=0)
         micro = rep['micro avg']
-        types = {k: dict(precision=float(v['precision']), recall=float(v['recall']), f1=float(v['f1-score']), support=int(v['support']))
+        types = {k: dict(precision=float(v['precision']), recall=float(v['recall']), f1=float(v['f1-score']),
+                         support=int(v['support']))
                  for k, v in rep.items() if not k.endswith(' avg')}
         overall = dict(precision=float(micro['precision']), recall=float(micro['recall']), f1=float(micro['f1-score']),
                        support=int(micro['support']))
@@ -309,7 +331,8 @@ class TokenClassification(Task):
 
     def inputs(self, texts:list, pretokenized:bool=False) -> tuple[dict, list]:
         "Words of each text (`split_words`; on whitespace if `pretokenized`; lists of words as they are), with offsets"
-        split = [(list(t), None) if not isinstance(t, str) else _word_spans(t) if pretokenized else split_words(t) for t in texts]
+        split = [(list(t), None) if not isinstance(t, str) else _word_spans(t) if pretokenized else split_words(t)
+                 for t in texts]
         return {'tokens': [w for w, _ in split]}, split
 
     def prediction(self, text, output:np.ndarray, context) -> dict:
@@ -348,22 +371,29 @@ class TokenClassification(Task):
     def with_words(ex, words, tags) -> dict: return dict(ex, tokens=words, tags=tags)
 
     def explain_targets(self, pred:dict, why_not=None, strict:bool=True) -> list[dict]:
-        "What to explain in one predicted sentence: its entities, then the words of `why_not` (strings, indices, or True: all)"
+        ("What to explain in one predicted sentence: its entities, then the words of `why_not` (strings, indices, or "
+         "True: all)")
         l2i, words = self.label2id, pred['words']
         if not words: raise ConfigError(f"nothing to explain in {pred['text']!r}: it has no words")
-        if not strict and why_not not in (None, True): why_not = [w for w in why_not if not isinstance(w, str) or w in words]
+        if not strict and why_not not in (None, True):
+            why_not = [w for w in why_not if not isinstance(w, str) or w in words]
         name = lambda e: f"{e['label']} '{' '.join(words[e['start_word']:e['end_word'] + 1])}'"
         targets = [dict(kind='entity', name=name(e), start_word=e['start_word'], end_word=e['end_word'],
-                        tag_ids=[l2i[t] for t in pred['tags'][e['start_word']:e['end_word'] + 1]]) for e in pred['entities']]
+                        tag_ids=[l2i[t] for t in pred['tags'][e['start_word']:e['end_word'] + 1]])
+                   for e in pred['entities']]
         inside = {k for e in pred['entities'] for k in range(e['start_word'], e['end_word'] + 1)}
         if why_not is True: why_not = [k for k in range(len(words)) if k not in inside]
         for w in why_not or []:
             if isinstance(w, str):
-                if w not in words: raise ConfigError(f"why_not: {w!r} is not a word of {pred['text']!r} (its words: {' '.join(words)})")
+                if w not in words: raise ConfigError(f"why_not: {w!r} is not a word of {pred['text']!r} (its words: "
+                                                     f"{' '.join(words)})")
                 w = words.index(w)
-            if not 0 <= w < len(words): raise ConfigError(f"why_not: word {w} is out of range for a text of {len(words)} words")
-            if w in inside: raise ConfigError(f"why_not: {words[w]!r} is part of a predicted entity; it is explained as one")
-            targets.append(dict(kind='not', name=f"not an entity: '{words[w]}'", word=w, word_text=words[w], o_id=l2i['O']))
+            if not 0 <= w < len(words):
+                raise ConfigError(f"why_not: word {w} is out of range for a text of {len(words)} words")
+            if w in inside:
+                raise ConfigError(f"why_not: {words[w]!r} is part of a predicted entity; it is explained as one")
+            targets.append(dict(kind='not', name=f"not an entity: '{words[w]}'", word=w, word_text=words[w],
+                                o_id=l2i['O']))
         return targets
 
     def explain_text(self, pred:dict) -> str: return ' '.join(pred['words'])   # what the word masker cuts
@@ -381,8 +411,10 @@ class TokenClassification(Task):
         return np.array([value(t) for t in targets])
 
 # %% ../nbs/03_tasks.ipynb #2bbdd1c2
-_TABLE_OPTIONS = {'--text-col': ('read', dict(default='text', help='classify, multilabel, multimodal: the text column of the table or records')),
-                  '--label-col': ('read', dict(default='label', help='classify, multilabel, multimodal: the label column of the table or records'))}
+_TABLE_OPTIONS = {'--text-col': ('read', dict(default='text', help='classify, multilabel, multimodal: the text column '
+                                                                   'of the table or records')),
+                  '--label-col': ('read', dict(default='label', help='classify, multilabel, multimodal: the label '
+                                                                     'column of the table or records'))}
 
 class TextClassification(Task):
     "Label each text (sentiment, topic, intent): accuracy, macro-F1 and per-label scores"
@@ -416,10 +448,12 @@ class TextClassification(Task):
         "Accuracy, macro-F1 and per-label precision/recall/F1"
         from sklearn.metrics import f1_score, accuracy_score, precision_recall_fscore_support
         p, r, f, s = precision_recall_fscore_support(refs, preds, labels=self.labels, zero_division=0)
-        per = {l: dict(precision=float(p[i]), recall=float(r[i]), f1=float(f[i]), support=int(s[i])) for i, l in enumerate(self.labels)}
+        per = {l: dict(precision=float(p[i]), recall=float(r[i]), f1=float(f[i]), support=int(s[i]))
+               for i, l in enumerate(self.labels)}
         macro = float(f1_score(refs, preds, labels=self.labels, average='macro', zero_division=0))
         overall = dict(precision=float(np.mean(p)), recall=float(np.mean(r)), f1=macro, support=int(np.sum(s)))
-        return dict(accuracy=float(accuracy_score(refs, preds)), macro_f1=macro, per_label=per, overall={'overall (macro)': overall})
+        return dict(accuracy=float(accuracy_score(refs, preds)), macro_f1=macro, per_label=per,
+                    overall={'overall (macro)': overall})
 
     def score(self, outputs:list, ds) -> dict:
         "The metric of per-example logits `outputs` against the labels of `ds`"
@@ -489,7 +523,8 @@ def parse_labels(value, sep:str='|') -> list[str]:
         if not all(isinstance(v, str) and v.strip() for v in value):
             raise ValueError(f"expected a list of label strings, found {json.dumps(value)}")
         return sorted({v.strip() for v in value})
-    if not isinstance(value, str): raise ValueError(f"expected labels separated by '{sep}' or a JSON list, found {json.dumps(value)}")
+    if not isinstance(value, str):
+        raise ValueError(f"expected labels separated by '{sep}' or a JSON list, found {json.dumps(value)}")
     return sorted({v.strip() for v in value.split(sep) if v.strip()})
 
 class MultiLabelClassification(TextClassification):
@@ -497,8 +532,10 @@ class MultiLabelClassification(TextClassification):
     kind, main_metric, report_columns = 'multilabel', 'micro_f1', ('micro_f1', 'macro_f1', 'subset_accuracy')
     def nothing_to_learn(self): return None       # one label is still a yes/no decision per text
     cli_options = {**_TABLE_OPTIONS,
-                   '--label-sep': ('read', dict(default='|', help='multilabel: what separates the labels in a table cell')),
-                   '--threshold': ('task', dict(type=float, default=0.5, help='multilabel: the probability at which a label is predicted'))}
+                   '--label-sep': ('read',
+                                   dict(default='|', help='multilabel: what separates the labels in a table cell')),
+                   '--threshold': ('task', dict(type=float, default=0.5,
+                                                help='multilabel: the probability at which a label is predicted'))}
 
     def __init__(self, labels:list[str],     # the labels, in the order of the head's outputs
                  threshold:float=0.5):       # a label is predicted when its probability reaches this
@@ -545,16 +582,19 @@ class MultiLabelClassification(TextClassification):
     def decode(self, logits:np.ndarray) -> tuple[list[str], dict]:
         "The labels of one text (probability at least `threshold`) and every label's probability"
         probs = self.probs(logits)
-        return [l for i, l in enumerate(self.labels) if probs[i] >= self.threshold], {l: float(probs[i]) for i, l in enumerate(self.labels)}
+        return ([l for i, l in enumerate(self.labels) if probs[i] >= self.threshold],
+                {l: float(probs[i]) for i, l in enumerate(self.labels)})
 
     def metric(self, preds:list[list[str]], refs:list[list[str]]) -> dict:
         "Micro- and macro-averaged precision/recall/F1, subset accuracy, and per-label scores"
         from sklearn.metrics import precision_recall_fscore_support
         y, t = np.array(self.label_ids(preds)), np.array(self.label_ids(refs))
         p, r, f, s = precision_recall_fscore_support(t, y, average=None, zero_division=0)
-        per = {l: dict(precision=float(p[i]), recall=float(r[i]), f1=float(f[i]), support=int(s[i])) for i, l in enumerate(self.labels)}
+        per = {l: dict(precision=float(p[i]), recall=float(r[i]), f1=float(f[i]), support=int(s[i]))
+               for i, l in enumerate(self.labels)}
         mp, mr, mf, _ = precision_recall_fscore_support(t, y, average='micro', zero_division=0)
-        macro = dict(precision=float(np.mean(p)), recall=float(np.mean(r)), f1=float(np.mean(f)), support=int(np.sum(s)))
+        macro = dict(precision=float(np.mean(p)), recall=float(np.mean(r)), f1=float(np.mean(f)),
+                     support=int(np.sum(s)))
         micro = dict(precision=float(mp), recall=float(mr), f1=float(mf), support=int(np.sum(s)))
         return dict(micro_f1=micro['f1'], micro_precision=micro['precision'], micro_recall=micro['recall'],
                     macro_f1=macro['f1'], subset_accuracy=float((y == t).all(1).mean()), per_label=per,
