@@ -551,17 +551,15 @@ def bench_agent(skills:dict|None=None,   # name -> saved LoRA skill folder; defa
         mem = {m: _memory(dict(cfg, mode=m, agent=str(tmp/m))) for m in ('baseline', 'skills', 'agent', 'agent1')}
         rss, pss = ({m: r[k] for m, r in mem.items()} for k in ('peak_rss_mb', 'pss_mb'))
         lora = [m for m in agent.members.values() if isinstance(m, Member)]   # on the shared backbone
+        own_params = max(m.own_params for m in lora) if lora else None
+        above = lambda d: (d['agent'] - d['baseline']) / (d['skills'] - d['baseline'])    # what the skills add
+        per_skill = (pss['agent'] - pss['agent1']) / max(len(skills) - 1, 1)              # one more skill in the agent
         rep['memory'] = dict(peak_rss_mb=rss, pss_mb=pss, backbone_params=agent.backbone_params,
                              **{f'{k}_ratio_total': d['agent'] / d['skills'] for k, d in (('rss', rss), ('pss', pss))},
-                             **{f'{k}_ratio_above_baseline': (d['agent']
-                                                              - d['baseline']) / (d['skills'] - d['baseline'])
-                                for k, d in (('rss', rss), ('pss', pss))},
-                             skill_params=max(m.own_params for m in lora) if lora else None,
-                             skill_param_share=max(m.own_params for m in lora) / agent.backbone_params if lora
-                             else None,
-                             skill_pss_share=(pss['agent']
-                                              - pss['agent1']) / max(len(skills) - 1,
-                                                                     1) / (pss['agent1'] - pss['baseline']))
+                             **{f'{k}_ratio_above_baseline': above(d) for k, d in (('rss', rss), ('pss', pss))},
+                             skill_params=own_params,
+                             skill_param_share=own_params / agent.backbone_params if lora else None,
+                             skill_pss_share=per_skill / (pss['agent1'] - pss['baseline']))
         log('mixed stream ...')
         chunks = [(texts[i:i + chunk], domains[i:i + chunk]) for i in range(0, len(texts), chunk)]
         def reference(c):
