@@ -11,8 +11,8 @@ import numpy as np
 import torch
 
 # %% auto #0
-__all__ = ['PRECISIONS', 'AgentflowError', 'DataError', 'ConfigError', 'ModelError', 'TrainingError', 'OutputError', 'where',
-           'process_rank', 'process_count', 'check_encoding', 'set_seed', 'default_device', 'fast_bf16',
+__all__ = ['PRECISIONS', 'AgentflowError', 'DataError', 'ConfigError', 'ModelError', 'TrainingError', 'OutputError', 'register',
+           'where', 'process_rank', 'process_count', 'check_encoding', 'set_seed', 'default_device', 'fast_bf16',
            'machine_features', 'set_threads', 'resolve_precision', 'inference', 'quiet_transformers', 'named_errors',
            'atomic_write', 'exchange', 'check_replaceable', 'atomic_dir', 'write_lock', 'check_writable', 'save_json',
            'package_dir', 'default_backbone', 'local_model', 'is_head', 'peak_rss_mb']
@@ -35,6 +35,18 @@ class TrainingError(AgentflowError, ArithmeticError):
 
 class OutputError(AgentflowError, OSError):
     "A destination cannot be written: read-only, full, or being written by another run"
+
+# %% ../nbs/00_core.ipynb #923041d1
+def register(registry:dict, # kind -> a class, or an instance of one
+             key:str,       # the kind
+             value):        # the class (or instance) to register
+    "`registry[key] = value`, unless `value` is a package's class defined again in a notebook (`__main__`)"
+    cls, old = (value if isinstance(value, type) else type(value)), registry.get(key)
+    old_cls = old if old is None or isinstance(old, type) else type(old)
+    if (old_cls is not None and cls.__module__ == '__main__' and old_cls.__module__ != '__main__'
+            and old_cls.__qualname__ == cls.__qualname__): return old
+    registry[key] = value
+    return value
 
 # %% ../nbs/00_core.ipynb #72bb8db8
 def where(path, line:int|None=None, col:str|int|None=None) -> str:

@@ -41,7 +41,7 @@ class Task:
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
         # a subclass that names no kind of its own (a variant) leaves the registry as it is
-        if cls.__dict__.get('kind'): Task.registry[cls.kind] = cls
+        if cls.__dict__.get('kind'): register(Task.registry, cls.kind, cls)
 
     def __init__(self, labels:list[str]): # the labels, in the order of the head's outputs
         if not labels: raise ConfigError("a task needs at least one label")

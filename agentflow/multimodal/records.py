@@ -106,7 +106,7 @@ class Modality:
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
         if cls.__dict__.get('name'):
-            Modality.registry[cls.name] = cls(); MM_OPTIONS.update(cls.cli_options)
+            register(Modality.registry, cls.name, cls()); MM_OPTIONS.update(cls.cli_options)
             for f in Modality.on_register: f()
     def __repr__(self): return f"{type(self).__name__}({self.name!r})"
 

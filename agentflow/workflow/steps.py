@@ -32,7 +32,7 @@ class Step:
     registry = {}
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        if cls.__dict__.get('kind'): Step.registry[cls.kind] = cls
+        if cls.__dict__.get('kind'): register(Step.registry, cls.kind, cls)
 
     @classmethod
     def kinds(cls, default_only:bool=False) -> tuple[str, ...]:
