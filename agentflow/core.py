@@ -36,7 +36,7 @@ class TrainingError(AgentflowError, ArithmeticError):
 class OutputError(AgentflowError, OSError):
     "A destination cannot be written: read-only, full, or being written by another run"
 
-# %% ../nbs/00_core.ipynb #923041d1
+# %% ../nbs/00_core.ipynb #96e7f935
 def register(registry:dict, # kind -> a class, or an instance of one
              key:str,       # the kind
              value):        # the class (or instance) to register
