@@ -23,11 +23,14 @@ def _die_with_parent(parent:int|None=None):
     if parent is not None and os.getppid() != parent: os._exit(1)          # it died before the line above
 
 def _run_process(argv:list[str], env:dict, log:str) -> int:
-    "Run a step's process to its end, its output appended to `log`; its exit status (negative: the signal that killed it)"
-    if (started := env.get('AGENTFLOW_STARTED')):           # it starts now, not when it was queued (its own workers do not say)
+    ("Run a step's process to its end, its output appended to `log`; its exit status (negative: the signal that killed "
+     "it)")
+    # it starts now, not when it was queued (its own workers do not say)
+    if (started := env.get('AGENTFLOW_STARTED')):
         Path(started).write_text(repr(time.time())); env = {k: v for k, v in env.items() if k != 'AGENTFLOW_STARTED'}
     with open(log, 'ab') as f:
-        return subprocess.run(argv, env=env, stdout=f, stderr=subprocess.STDOUT, preexec_fn=partial(_die_with_parent, os.getpid())).returncode
+        return subprocess.run(argv, env=env, stdout=f, stderr=subprocess.STDOUT,
+                              preexec_fn=partial(_die_with_parent, os.getpid())).returncode
 
 # %% ../../nbs/12d_engines.ipynb #9bae1ba1
 class LocalEngine:
@@ -35,7 +38,8 @@ class LocalEngine:
     name = 'local'
     def start(self, argv:list[str], env:dict, log:str, needs:Resources):
         f = open(log, 'ab')
-        p = subprocess.Popen(argv, env=env, stdout=f, stderr=subprocess.STDOUT, preexec_fn=partial(_die_with_parent, os.getpid()))
+        p = subprocess.Popen(argv, env=env, stdout=f, stderr=subprocess.STDOUT,
+                             preexec_fn=partial(_die_with_parent, os.getpid()))
         f.close(); return p
     def poll(self, handle) -> int|None: return handle.poll()
     def stop(self, handle): handle.kill(); handle.wait()

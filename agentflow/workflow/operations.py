@@ -23,7 +23,8 @@ def plan_status(plan:str|Path|LoadedPlan) -> pd.DataFrame:
     run = PlanRun(lp, log=lambda *a: None)
     if not run.path('state.db').exists(): raise ConfigError(f"{lp.path}: never run (no {run.path('state.db')})")
     run.open_db()
-    live = run_live(run.work)                           # no run holds the work folder: its `running` attempts were cut short
+    # no run holds the work folder: its `running` attempts were cut short
+    live = run_live(run.work)
     rows = []
     for sid, step in run.steps.items():
         a = run.db.latest(sid)
@@ -39,10 +40,12 @@ def plan_status(plan:str|Path|LoadedPlan) -> pd.DataFrame:
         elif last is None: next_run = 'would run (never finished)'
         result = json.loads(a['result'] or '{}') if a is not None else {}
         state = a['state'] if a else 'never run'
-        rows.append(dict(step=sid, state='interrupted' if state == 'running' and not live else state, attempt=a['id'] if a else None,
+        rows.append(dict(step=sid, state='interrupted' if state == 'running' and not live else state,
+                         attempt=a['id'] if a else None,
                          started=time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(a['started'])) if a else '',
                          seconds=round(a['ended'] - a['started'], 1) if a and a['ended'] else None,
-                         note=(a['error'] if a and a['error'] else step_summary(sid, result).lstrip('; ')), next=next_run))
+                         note=(a['error'] if a and a['error'] else step_summary(sid, result).lstrip('; ')),
+                         next=next_run))
     run.db.close()
     return pd.DataFrame(rows).set_index('step')
 
@@ -51,11 +54,13 @@ def versions(plan:str|Path|LoadedPlan, skill:str|None=None) -> pd.DataFrame:
     "The deployed versions of each skill (or of `skill`): state, when, the scores they were deployed with"
     lp = plan if isinstance(plan, LoadedPlan) else load_plan(plan)
     db = WorkflowDB(lp.workdir/'state.db')
-    rows = db.q("select * from versions" + (" where skill=?" if skill else "") + " order by skill, version", *([skill] if skill else []))
+    rows = db.q("select * from versions" + (" where skill=?" if skill else "") + " order by skill, version",
+                *([skill] if skill else []))
     db.close()
     return pd.DataFrame([dict(skill=r['skill'], version=f"v{r['version']}", state=r['state'],
                               created=time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(r['created'])), path=r['path'],
-                              **{k: v for k, v in json.loads(r['metrics']).items() if isinstance(v, (int, float))}) for r in rows])
+                              **{k: v for k, v in json.loads(r['metrics']).items() if isinstance(v, (int, float))})
+                              for r in rows])
 
 def search_trials(plan:str|Path|LoadedPlan) -> pd.DataFrame:
     "Every trial of each skill's last finished search: its state, score, epochs, seconds and settings"
@@ -81,16 +86,19 @@ def rollback(plan:str|Path|LoadedPlan, skill:str, log=print) -> str:
             live = [v for v in vs if v['state'] == 'live']
             if not live: raise ConfigError(f"{skill}: no live version to roll back")
             before = [v for v in vs if v['version'] < live[0]['version'] and v['state'] != 'rolled back']
-            if not before: raise ConfigError(f"{skill}: v{live[0]['version']} is its first version: nothing to roll back to")
+            if not before:
+                raise ConfigError(f"{skill}: v{live[0]['version']} is its first version: nothing to roll back to")
             prev = before[-1]
             with db.tx() as c:
-                c.execute("update versions set state='rolled back' where skill=? and version=?", (skill, live[0]['version']))
+                c.execute("update versions set state='rolled back' where skill=? and version=?",
+                          (skill, live[0]['version']))
                 c.execute("update versions set state='live' where skill=? and version=?", (skill, prev['version']))
             point_current(run.path('skills', skill), f"v{prev['version']}")
         finally: db.close()
     log(f"{skill}: v{prev['version']} is live again (v{live[0]['version']} rolled back)")
     if lp.plan.agent:                            # the agent takes the version now live
-        log(f"running {lp.path.name} again so that its agent takes v{prev['version']}: every step whose inputs changed since its last run runs too")
+        log(f"running {lp.path.name} again so that its agent takes v{prev['version']}: every step whose inputs changed "
+            f"since its last run runs too")
         run_plan(lp, log=log)
     return f"v{prev['version']}"
 

@@ -30,13 +30,16 @@ def _plan_error(path, line:int|None, key:str, msg:str) -> PlanError:
 PLAN_MAX_BYTES, PLAN_MAX_DEPTH, PLAN_MAX_VALUE, PLAN_MAX_NODES = 1 << 20, 50, 4096, 20_000
 
 def _yaml_error(path:Path, e:yaml.YAMLError) -> PlanError:
-    "One line for a YAML syntax error, at the line where the problem starts: an unclosed bracket's own line, else the problem's"
+    ("One line for a YAML syntax error, at the line where the problem starts: an unclosed bracket's own line, else the "
+     "problem's")
     problem, context = getattr(e, 'problem_mark', None), getattr(e, 'context_mark', None)
     msg = f"not valid YAML: {getattr(e, 'problem', None) or e}"
     if problem and context and context.line != problem.line:
         if 'flow' in (e.context or ''):                 # `{` or `[` never closed: where it opened
             what = re.sub(r'^while parsing (an? )?', '', e.context)
-            return _plan_error(path, context.line + 1, '', f"{msg} on line {problem.line + 1} (the {what} opened on line {context.line + 1} is not closed)")
+            return _plan_error(path, context.line + 1, '',
+                               f"{msg} on line {problem.line + 1} (the {what} opened on line {context.line + 1} is not "
+                               f"closed)")
         msg += f" (in the {re.sub(r'^while parsing (an? )?', '', e.context or '')} from line {context.line + 1})"
     mark = problem or context
     return _plan_error(path, mark.line + 1 if mark else None, '', msg)
@@ -46,33 +49,42 @@ def _check_events(path:Path, text:str):
     depth = 0
     for n, ev in enumerate(yaml.parse(text, Loader=yaml.SafeLoader)):
         line = ev.start_mark.line + 1
-        if n > PLAN_MAX_NODES: raise _plan_error(path, line, '', f"more than {PLAN_MAX_NODES:,} keys and values; a plan needs a few dozen")
+        if n > PLAN_MAX_NODES:
+            raise _plan_error(path, line, '', f"more than {PLAN_MAX_NODES:,} keys and values; a plan needs a few dozen")
         if isinstance(ev, yaml.AliasEvent) or getattr(ev, 'anchor', None):
-            raise _plan_error(path, line, '', "YAML anchors and aliases (&name, *name) are not allowed in a plan: write the values out "
+            raise _plan_error(path, line, '',
+                              "YAML anchors and aliases (&name, *name) are not allowed in a plan: write the values out "
                                               "(settings every skill shares go in `defaults:`)")
         if isinstance(ev, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
             depth += 1
-            if depth > PLAN_MAX_DEPTH: raise _plan_error(path, line, '', f"nested more than {PLAN_MAX_DEPTH} levels deep; a plan needs a few")
+            if depth > PLAN_MAX_DEPTH:
+                raise _plan_error(path, line, '', f"nested more than {PLAN_MAX_DEPTH} levels deep; a plan needs a few")
         elif isinstance(ev, (yaml.MappingEndEvent, yaml.SequenceEndEvent)): depth -= 1
         elif isinstance(ev, yaml.ScalarEvent):
-            if len(ev.value) > PLAN_MAX_VALUE: raise _plan_error(path, line, '', f"a value of {len(ev.value)} characters; a plan's values are at most {PLAN_MAX_VALUE}")
+            if len(ev.value) > PLAN_MAX_VALUE:
+                raise _plan_error(path, line, '', f"a value of {len(ev.value)} characters; "
+                                                  f"a plan's values are at most {PLAN_MAX_VALUE}")
             if ev.implicit[0] and ev.style is None and re.fullmatch(r'[-+]?[0-9][0-9_:]{18,}', ev.value):
                 raise _plan_error(path, line, '', f"a number of {len(ev.value)} digits: expected a setting's value")
 
 def _yaml(path:Path, text:str):
-    "The data of `text` (`yaml.safe_load`) and its node tree (for line numbers), refusing syntax errors, tags, aliases, deep nesting and keys written twice"
+    ("The data of `text` (`yaml.safe_load`) and its node tree (for line numbers), refusing syntax errors, tags, "
+     "aliases, deep nesting and keys written twice")
     try:
         _check_events(path, text)
         root, data = yaml.compose(text, Loader=yaml.SafeLoader), yaml.safe_load(text)
     except yaml.YAMLError as e: raise _yaml_error(path, e) from None
     except PlanError: raise
-    except (ValueError, RecursionError) as e: raise _plan_error(path, None, '', f"a value YAML cannot read ({str(e)[:80]})") from None
+    except (ValueError, RecursionError) as e:
+        raise _plan_error(path, None, '', f"a value YAML cannot read ({str(e)[:80]})") from None
     def walk(node, keys):
         if isinstance(node, yaml.MappingNode):
             seen = {}
             for k, v in node.value:
                 name = '.'.join(keys + [str(k.value)])
-                if k.value in seen: raise _plan_error(path, k.start_mark.line + 1, name, f"written twice (first on line {seen[k.value]})")
+                if k.value in seen:
+                    raise _plan_error(path, k.start_mark.line + 1, name,
+                                      f"written twice (first on line {seen[k.value]})")
                 seen[k.value] = k.start_mark.line + 1
                 walk(v, keys + [str(k.value)])
         elif isinstance(node, yaml.SequenceNode):
@@ -95,14 +107,16 @@ def _line(root, loc) -> int|None:
 
 # %% ../../nbs/12a_plan.ipynb #b945465c
 def step_kinds(default_only:bool=False) -> tuple[str, ...]:
-    "The step kinds a skill may list (`Step` subclasses, in their order among a skill's steps); `default_only`: those run when it lists none"
+    ("The step kinds a skill may list (`Step` subclasses, in their order among a skill's steps); `default_only`: those "
+     "run when it lists none")
     from agentflow.workflow.steps import Step          # the kinds are `Step`'s subclasses (whose module reads this one)
     return Step.kinds(default_only)
 
 def _step_kind(kind:str) -> str:
     kinds = step_kinds()
     if kind not in kinds:
-        raise PydanticCustomError('literal_error', 'Input should be {expected}', dict(expected=f"{', '.join(map(repr, kinds[:-1]))} or {kinds[-1]!r}"))
+        raise PydanticCustomError('literal_error', 'Input should be {expected}',
+                                  dict(expected=f"{', '.join(map(repr, kinds[:-1]))} or {kinds[-1]!r}"))
     return kind
 
 class _Strict(BaseModel): model_config = ConfigDict(extra='forbid')
@@ -149,7 +163,7 @@ _TRAIN_HINTS = typing.get_type_hints(TrainConfig)
 TRAIN_SETTINGS = [f.name for f in dataclasses.fields(TrainConfig) if f.name not in ('train', 'out', 'resume')]
 
 class _SkillExtras(_Strict):
-    steps:list[Annotated[str, AfterValidator(_step_kind)]]|None = None   # the steps to run (default: all but search; search when `search` is given)
+    steps:list[Annotated[str, AfterValidator(_step_kind)]]|None = None   # default: all; search only with `search:`
     resources:Resources = Resources()             # what each of its steps needs
     after:list[str] = []                          # skills whose training must finish first
     baseline:dict[str, Any] = {}                  # settings of the head-only baseline that differ (default: lr 1e-3)
@@ -157,7 +171,8 @@ class _SkillExtras(_Strict):
     gate:Gate|None = None                         # this skill's own gate (default: the plan's)
 
 _settings = {n: (_TRAIN_HINTS[n] | None, None) for n in TRAIN_SETTINGS}
-SkillPlan = create_model('SkillPlan', __base__=_SkillExtras, __doc__="One skill of a plan: its files, its training settings and its steps",
+SkillPlan = create_model('SkillPlan', __base__=_SkillExtras,
+                         __doc__="One skill of a plan: its files, its training settings and its steps",
                          train=(str, ...), **_settings)
 Defaults = create_model('Defaults', __base__=_SkillExtras, __doc__="Settings every skill of the plan starts from",
                         **{n: v for n, v in _settings.items() if n not in ('valid', 'test')})
@@ -165,7 +180,7 @@ Defaults = create_model('Defaults', __base__=_SkillExtras, __doc__="Settings eve
 class Plan(_Strict):
     "A workflow plan: skills to fine-tune, evaluate and deploy, the machine's resources, the agent"
     name:str|None = None                      # default: the file's name
-    workdir:str|None = None                   # where state, steps and versions live (default: NAME.agentflow beside the plan)
+    workdir:str|None = None                   # state, steps and versions (default: NAME.agentflow beside the plan)
     resources:Resources|None = None           # what the plan may use (default: the whole machine)
     defaults:Defaults = Defaults()
     skills:dict[str, SkillPlan] = Field(min_length=1)
@@ -204,7 +219,8 @@ def _first_error(e:ValidationError) -> tuple[tuple, str]:
     if err['type'] == 'literal_error': msg = f"{err['msg'][0].lower()}{err['msg'][1:]}, not {err['input']!r}"
     return loc, msg
 
-def _plain_name(name:str) -> bool: return bool(re.fullmatch(r'[A-Za-z0-9][A-Za-z0-9_.-]{0,99}', name)) and '..' not in name
+def _plain_name(name:str) -> bool: return bool(re.fullmatch(r'[A-Za-z0-9][A-Za-z0-9_.-]{0,99}',
+                                                            name)) and '..' not in name
 
 def _within(a:Path, b:Path) -> bool:
     "Whether `a` is `b` or inside it"
@@ -213,23 +229,31 @@ def _within(a:Path, b:Path) -> bool:
 _WORK_FILES = ('state.db', '.run.lock', 'run.lock')      # run.lock: the lock of work folders from before `run_lock`
 
 def _check_workdir(workdir:Path, plan:Path, fail):
-    "Refuse a work folder that holds the plan's own folder (`/`, `..`, `.`) or an existing folder that is not a plan's work folder"
+    ("Refuse a work folder that holds the plan's own folder (`/`, `..`, `.`) or an existing folder that is not a "
+     "plan's work folder")
     folder = plan.resolve().parent
-    if _within(folder, workdir): raise fail(f"the work folder {workdir} would hold the plan's own folder; give it a folder of its own (default: NAME.agentflow beside the plan)")
-    if workdir.exists() and not (workdir.is_dir() and (not any(workdir.iterdir()) or any((workdir/f).exists() for f in _WORK_FILES))):
+    if _within(folder, workdir): raise fail(f"the work folder {workdir} would hold the plan's own folder; give it a "
+                                            f"folder of its own (default: NAME.agentflow beside the plan)")
+    if workdir.exists() and not (workdir.is_dir()
+                                 and (not any(workdir.iterdir()) or any((workdir/f).exists() for f in _WORK_FILES))):
         raise fail(f"{workdir} exists and is not a plan's work folder (no state.db); choose a new one")
 
 def _agent_out(out:str|None, plan:Path, workdir:Path, fail) -> Path:
-    "The agent's folder, refused when it would replace the plan's folder, the work folder, or a folder that is not an agent"
+    ("The agent's folder, refused when it would replace the plan's folder, the work folder, or a folder that is not an "
+     "agent")
     from agentflow.agent import AGENT_FILE
     if out is None: return workdir/'agent'
     p, folder = Path(out), plan.resolve().parent
-    if not p.is_absolute() and '..' in p.parts: raise fail(f"{out!r} leaves the plan's folder: write an absolute path to put the agent elsewhere")
+    if not p.is_absolute() and '..' in p.parts:
+        raise fail(f"{out!r} leaves the plan's folder: write an absolute path to put the agent elsewhere")
     p = (folder/p).resolve() if not p.is_absolute() else p.resolve()
     for what, inner in (("the plan's folder", folder), ('the work folder', workdir)):
-        if _within(inner, p): raise fail(f"{p} is {what} or holds it: the agent's folder is replaced whole on every build; give it a folder of its own")
+        if _within(inner, p):
+            raise fail(f"{p} is {what} or holds it: the agent's folder is replaced whole on every build; "
+                       f"give it a folder of its own")
     if _within(p, workdir) and p != workdir/'agent':
-        raise fail(f"{p} is inside the work folder, whose folders are the workflow's own; leave `out` out for {workdir/'agent'}")
+        raise fail(f"{p} is inside the work folder, whose folders are the workflow's own; leave `out` out for "
+                   f"{workdir/'agent'}")
     try: check_replaceable(p, AGENT_FILE)
     except OutputError as e: raise fail(str(e)) from None
     return p
@@ -269,7 +293,8 @@ def load_plan(path:str|Path) -> LoadedPlan:
     "Read and validate the plan at `path`; errors name the file, the line and the key"
     path = Path(path)
     if not path.is_file(): raise PlanError(f"{path}: no such plan file")
-    if (size := path.stat().st_size) > PLAN_MAX_BYTES: raise PlanError(f"{path}: {size:,} bytes; a plan is a few lines (at most {PLAN_MAX_BYTES >> 20} MB)")
+    if (size := path.stat().st_size) > PLAN_MAX_BYTES:
+        raise PlanError(f"{path}: {size:,} bytes; a plan is a few lines (at most {PLAN_MAX_BYTES >> 20} MB)")
     try: text = path.read_text(encoding='utf-8')
     except UnicodeDecodeError as e: raise PlanError(f"{path}: not UTF-8 text (byte {e.start})") from None
     root, raw = _yaml(path, text)
@@ -283,13 +308,16 @@ def load_plan(path:str|Path) -> LoadedPlan:
     if plan.name is not None and not _plain_name(plan.name):
         raise fail(('name',), "a plain name: letters, digits, '-', '_' and '.' (100 at most), no '/' or '..'")
     workdir = Path(plan.workdir) if plan.workdir else Path(f"{plan.name or path.stem}.agentflow")
-    workdir = (base/workdir).resolve()              # an absolute one too: links and '..' are followed before it is checked
-    _check_workdir(workdir, path, lambda msg: fail(('workdir',) if plan.workdir else ('name',) if plan.name else (), msg))
+    # an absolute one too: links and '..' are followed before it is checked
+    workdir = (base/workdir).resolve()
+    _check_workdir(workdir, path,
+                   lambda msg: fail(('workdir',) if plan.workdir else ('name',) if plan.name else (), msg))
     name_re = re.compile(r'[A-Za-z0-9][A-Za-z0-9_-]{0,63}$')
     defaults = plan.defaults.model_dump(exclude_unset=True)
     configs, steps, after, needs = {}, {}, {}, {}
     for name, sk in plan.skills.items():
-        if not name_re.match(name): raise fail(('skills', name), "a skill's name is letters, digits, '-' and '_' (64 at most)")
+        if not name_re.match(name):
+            raise fail(('skills', name), "a skill's name is letters, digits, '-' and '_' (64 at most)")
         given = {**defaults, **sk.model_dump(exclude_unset=True)}
         if 'resources' in defaults and 'resources' in sk.model_fields_set:    # a skill's resources refine the defaults'
             given['resources'] = {**defaults['resources'], **sk.resources.model_dump(exclude_unset=True)}
@@ -303,33 +331,46 @@ def load_plan(path:str|Path) -> LoadedPlan:
         try: TrainConfig(**kw)
         except ConfigError as e:
             key = str(e).split(':')[0]
-            raise fail(('skills', name, key) if key in sk.model_fields_set else ('defaults', key) if key in defaults else ('skills', name),
+            raise fail(('skills', name, key) if key in sk.model_fields_set else ('defaults', key) if key in defaults
+                       else ('skills', name),
                        str(e).split(': ', 1)[-1]) from None
         kinds = list(given.get('steps') or step_kinds(default_only=True))
         if given.get('search') and 'search' not in kinds: kinds.insert(0, 'search')
         if 'train' not in kinds: raise fail(('skills', name, 'steps'), "every skill trains: add `train`")
-        if 'search' in kinds and not given.get('search'): raise fail(('skills', name, 'steps'), "a `search` step needs a `search:` block")
+        if 'search' in kinds and not given.get('search'):
+            raise fail(('skills', name, 'steps'), "a `search` step needs a `search:` block")
         if {'evaluate', 'deploy'} & set(kinds) and not kw.get('test', kw.get('valid')):
-            raise fail(('skills', name), "give `test` (or `valid`): every version is scored on the same file before it is deployed")
-        if 'deploy' in kinds and 'evaluate' not in kinds: raise fail(('skills', name, 'steps'), "`deploy` needs `evaluate` (the gate reads its scores)")
-        metric, cols = (given.get('gate') or plan.gate.model_dump()).get('metric'), Task.registry[kw.get('task', 'ner')].report_columns
+            raise fail(('skills', name),
+                       "give `test` (or `valid`): every version is scored on the same file before it is deployed")
+        if 'deploy' in kinds and 'evaluate' not in kinds:
+            raise fail(('skills', name, 'steps'), "`deploy` needs `evaluate` (the gate reads its scores)")
+        metric, cols = ((given.get('gate') or plan.gate.model_dump()).get('metric'),
+                        Task.registry[kw.get('task', 'ner')].report_columns)
         if metric is not None and metric not in cols:
             raise fail(('skills', name, 'gate', 'metric') if given.get('gate') else ('gate', 'metric'),
                        f"the {kw.get('task', 'ner')} task scores {', '.join(cols)}, not {metric!r}")
         if given.get('search'):
             for p, spec in given['search']['params'].items():
-                if p not in TRAIN_SETTINGS: raise fail(('skills', name, 'search', 'params', p), f"not a training setting: expected one of {', '.join(TRAIN_SETTINGS)}")
-                if isinstance(spec, dict) and spec['low'] > spec['high']: raise fail(('skills', name, 'search', 'params', p), "low is above high")
-                if isinstance(spec, list) and not spec: raise fail(('skills', name, 'search', 'params', p), "give at least one choice")
-        if given.get('search') and given['search'].get('parallel', 1) > (given.get('resources') or {}).get('threads', 1):
-            raise fail(('skills', name, 'search', 'parallel'), f"{given['search']['parallel']} trials at once need as many threads: "
+                if p not in TRAIN_SETTINGS:
+                    raise fail(('skills', name, 'search', 'params', p),
+                               f"not a training setting: expected one of {', '.join(TRAIN_SETTINGS)}")
+                if isinstance(spec, dict) and spec['low'] > spec['high']:
+                    raise fail(('skills', name, 'search', 'params', p), "low is above high")
+                if isinstance(spec, list) and not spec:
+                    raise fail(('skills', name, 'search', 'params', p), "give at least one choice")
+        if (given.get('search')
+                and given['search'].get('parallel', 1) > (given.get('resources') or {}).get('threads', 1)):
+            raise fail(('skills', name, 'search', 'parallel'),
+                       f"{given['search']['parallel']} trials at once need as many threads: "
                        f"give the skill `resources: {{threads: {given['search']['parallel']}}}`")
         bad_base = [k for k in given.get('baseline', {}) if k not in TRAIN_SETTINGS]
-        if bad_base: raise fail(('skills', name, 'baseline', bad_base[0]), f"not a training setting: expected one of {', '.join(TRAIN_SETTINGS)}")
+        if bad_base: raise fail(('skills', name, 'baseline', bad_base[0]),
+                                f"not a training setting: expected one of {', '.join(TRAIN_SETTINGS)}")
         need = Resources(**given['resources']) if 'resources' in given else Resources()
         for r in ('threads', 'memory_gb', 'gpus'):
             if getattr(need, r) > getattr(machine, r):
-                raise fail(('skills', name, 'resources', r) if 'resources' in sk.model_fields_set else ('defaults', 'resources', r),
+                raise fail(('skills', name, 'resources', r) if 'resources' in sk.model_fields_set
+                           else ('defaults', 'resources', r),
                            f"needs {getattr(need, r)} {r.replace('_gb', ' GB')}, the machine has {getattr(machine, r)}")
         for other in given.get('after', []):
             if other not in plan.skills: raise fail(('skills', name, 'after'), f"no skill '{other}' in the plan")
@@ -339,10 +380,12 @@ def load_plan(path:str|Path) -> LoadedPlan:
     if plan.agent:
         agent_out = _agent_out(plan.agent.out, path, workdir, lambda msg: fail(('agent', 'out'), msg))
         missing = [n for n, k in steps.items() if 'deploy' not in k]
-        if missing: raise fail(('agent',), f"the agent takes deployed skills: add `deploy` to {', '.join(missing)}'s steps")
+        if missing: raise fail(('agent',),
+                               f"the agent takes deployed skills: add `deploy` to {', '.join(missing)}'s steps")
         for r in ('threads', 'memory_gb', 'gpus'):
             if getattr(plan.agent.resources, r) > getattr(machine, r):
-                raise fail(('agent', 'resources', r), f"needs {getattr(plan.agent.resources, r)} {r}, the machine has {getattr(machine, r)}")
+                raise fail(('agent', 'resources', r),
+                           f"needs {getattr(plan.agent.resources, r)} {r}, the machine has {getattr(machine, r)}")
     return LoadedPlan(plan, path.resolve(), workdir, machine, configs, steps, after, needs, agent_out)
 
 # %% ../../nbs/12a_plan.ipynb #331b89a8

@@ -15,7 +15,8 @@ __all__ = ['state_errors', 'WorkflowDB', 'file_sha256', 'content_key', 'point_cu
 
 # %% ../../nbs/12b_state.ipynb #4a97bcb1
 _SCHEMA = """
-create table if not exists runs(id integer primary key, plan text, engine text, pid integer, started real, ended real, state text);
+create table if not exists runs(id integer primary key, plan text, engine text, pid integer, \
+started real, ended real, state text);
 create table if not exists attempts(id integer primary key, run integer, step text, key text, state text, started real,
     ended real, threads integer, memory_gb real, log text, result text, error text);
 create index if not exists attempts_step on attempts(step, id);
@@ -31,7 +32,8 @@ def state_errors(path:Path, timeout:float=60):
     except sqlite3.DatabaseError as e:
         msg, keep = str(e), "the steps' outputs beside it are kept"
         if 'locked' in msg or 'busy' in msg:
-            raise OutputError(f"{path}: locked by another process for over {timeout:g} s; wait for it to end (or end it), then run again") from None
+            raise OutputError(f"{path}: locked by another process for over {timeout:g} s; wait for it to end (or end "
+                              f"it), then run again") from None
         if 'not a database' in msg or 'malformed' in msg:
             raise DataError(f"{path}: damaged, not an agentflow state database ({msg}); move it aside and run again "
                             f"(every step runs again; {keep})") from None
@@ -39,8 +41,8 @@ def state_errors(path:Path, timeout:float=60):
             what = 'a folder, not a file' if path.is_dir() else 'cannot be opened (permissions?)'
             raise OutputError(f"{path}: {what}; move it aside and run again ({keep})") from None
         if 'disk I/O' in msg or 'full' in msg or 'readonly' in msg:
-            raise OutputError(f"{path}: cannot write the state ({msg}: a full disk, a file-size limit or a read-only place?); "
-                              f"make room and run again: what was saved before is intact") from None
+            raise OutputError(f"{path}: cannot write the state ({msg}: a full disk, a file-size limit or a read-only "
+                              f"place?); make room and run again: what was saved before is intact") from None
         raise OutputError(f"{path}: {msg}") from None
 
 class WorkflowDB:
@@ -82,7 +84,8 @@ class WorkflowDB:
     def start_attempt(self, run:int, step:PlanStep, key:str, log:str, inputs:dict) -> int:
         "Record that `step` starts with content key `key`, reading `inputs` (path -> sha256)"
         with self.tx() as c:
-            a = c.execute("insert into attempts(run, step, key, state, started, threads, memory_gb, log) values(?,?,?, 'running',?,?,?,?)",
+            a = c.execute("insert into attempts(run, step, key, state, started, threads, memory_gb, log) "
+                          "values(?,?,?, 'running',?,?,?,?)",
                           (run, step.id, key, time.time(), step.needs.threads, step.needs.memory_gb, log)).lastrowid
             c.executemany("insert into inputs values(?,?,?)", [(a, p, h) for p, h in inputs.items()])
             return a
@@ -94,7 +97,8 @@ class WorkflowDB:
 
     def last(self, step:str, states=('done', 'refused', 'skipped')) -> sqlite3.Row|None:
         "The latest attempt of `step` that ended in one of `states`"
-        rows = self.q(f"select * from attempts where step=? and state in ({','.join('?' * len(states))}) order by id desc limit 1", step, *states)
+        rows = self.q(f"select * from attempts where step=? and state in ({','.join('?' * len(states))}) order by id "
+                      f"desc limit 1", step, *states)
         return rows[0] if rows else None
 
     def latest(self, step:str) -> sqlite3.Row|None:
@@ -124,7 +128,8 @@ def point_current(folder:Path, version:str):
 
 @contextmanager
 def run_lock(work:str|Path, busy:str):
-    "The one right to change a plan's work folder (a run, a rollback): `core.write_lock` on `WORKDIR/run`; a second is refused with `busy`"
+    ("The one right to change a plan's work folder (a run, a rollback): `core.write_lock` on `WORKDIR/run`; a second "
+     "is refused with `busy`")
     with ExitStack() as stack:
         try: stack.enter_context(write_lock(Path(work)/'run', "plan's work folder"))
         except OutputError: raise ConfigError(busy) from None
