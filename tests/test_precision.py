@@ -23,7 +23,7 @@ def test_auto_precision_trains_to_the_scores_of_fp32(tmp_path):
     "Where 'auto' means bf16, a skill trained with the defaults scores as one trained in fp32 (same seed, same data)"
     from agentflow.data import wnut16
     dsd = wnut16()
-    files = {s: write_conll(tmp_path/f'{s}.txt', dsd[s].select(range(n))) for s, n in (('train', 1200), ('valid', 100), ('test', 400))}
+    files = {s: write_conll(tmp_path/f'{s}.txt', dsd[s].select(range(min(n, len(dsd[s]))))) for s, n in (('train', 1200), ('valid', 100), ('test', 400))}
     f1 = {}
     for precision in ('auto', 'no'):
         out = tmp_path/precision
