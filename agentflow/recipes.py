@@ -132,11 +132,8 @@ OURS = (SKILL_FILE, 'checkpoints/last.safetensors', 'checkpoints/best.safetensor
 
 def check_out(out:Path):
     "Refuse to replace a folder that holds something other than a skill or an interrupted run (an empty one is fine)"
-    out = Path(out)
-    if not out.exists(): return
-    if not out.is_dir(): raise ConfigError(f"{out}: exists and is a file, not a skill folder; choose a new --out")
-    if any(out.iterdir()) and not any((out/f).exists() for f in OURS):
-        raise ConfigError(f"{out}: exists and is not a skill folder; choose a new --out")
+    try: check_replaceable(out, OURS)
+    except OutputError: raise ConfigError(f"{out}: exists and is not a skill folder; choose a new --out") from None
 
 def skill_report(skill:Skill, metrics:dict, recorder, preds:list[dict]) -> str:
     "The HTML report of a trained skill: summary, loss curve, scores and example predictions"

@@ -61,12 +61,8 @@ class Served:
         return len(text) if self.is_agent else self.model.task.input_chars(text)
 
     def check_texts(self, texts:list[str]):
-        "An error naming the first text no skill can read: not valid Unicode, or no word at all"
-        for i, t in enumerate(texts):
-            try: t.encode('utf-8')
-            except UnicodeEncodeError as e: raise DataError(f"texts[{i}]: not valid Unicode (a lone surrogate "
-                                                            f"{t[e.start]!r} at character {e.start})") from None
-            if not t.strip(): raise DataError(f"texts[{i}]: empty or only spaces; a text needs at least one word")
+        "An error naming the first text no skill can read (`skill.check_texts`), as the request names it: `texts[i]`"
+        check_texts(texts, name=lambda i: f"texts[{i}]")
 
     def predict(self, texts:list[str], skills:list[str|None]) -> list[dict]:
         "Answer `texts` (text i with skill `skills[i]`, None: routed) in one model call, as records for JSON"

@@ -277,17 +277,19 @@ def evaluate(self:Skill, ds, bs:int=64,
     "Score a labelled `Dataset` with the task's metric"
     return self.task.score(self.outputs(ds, bs, precision), ds)
 
-def check_texts(texts:list):   # texts (or lists of words, or records) about to be predicted
+def check_texts(texts:list,                         # texts (or lists of words, or records) about to be predicted
+                name=lambda i: f"text {i + 1}"):    # how an error names text i (the server: `texts[i]`)
     ("Refuse an empty or whitespace-only text, naming it (there is nothing to predict, and any answer would be a "
      "guess), and one that is not valid Unicode")
     for i, t in enumerate(texts):
         if isinstance(t, str):          # bytes that were not UTF-8 arrive as lone surrogates, which no tokenizer takes
             try: t.encode('utf-8')
             except UnicodeEncodeError as e:
-                raise DataError(f"text {i + 1}: not valid Unicode (a lone surrogate at character {e.start})") from None
+                raise DataError(f"{name(i)}: not valid Unicode (a lone surrogate {t[e.start]!r} "
+                                f"at character {e.start})") from None
         if (isinstance(t, str) and not t.strip()) or (isinstance(t, (list, tuple))
                                                       and not [w for w in t if str(w).strip()]):
-            raise DataError(f"text {i + 1}: empty, nothing to predict (a text needs at least one word)")
+            raise DataError(f"{name(i)}: empty, nothing to predict (a text needs at least one word)")
 
 @patch
 def predict(self:Skill, texts:str|dict|list, # a text or a list (token tasks: also lists of words; multimodal: records)

@@ -176,10 +176,11 @@ class AudioModality(Modality):
     settings = dict(audio_encoder='whisper-tiny.en',   # the audio encoder (`AudioEncoder`)
                     audio_seconds=4.0)                  # seconds of each clip the audio encoder hears
     cli_options = {
-        '--audio-col': ('read', dict(default='audio', help='multimodal: the audio (WAV) path column')),
-        '--audio-encoder': ('task', dict(default='whisper-tiny.en', help="multimodal: 'whisper-tiny.en' (shipped) or a "
-                                                                         "Hugging Face Whisper model")),
-        '--audio-seconds': ('task', dict(type=float, default=4.0,
+        '--audio-col': ('read', dict(default=name, help='multimodal: the audio (WAV) path column')),
+        '--audio-encoder': ('task', dict(default=settings['audio_encoder'],
+                                         help="multimodal: 'whisper-tiny.en' (shipped) "
+                                              "or a Hugging Face Whisper model")),
+        '--audio-seconds': ('task', dict(type=float, default=settings['audio_seconds'],
                                          help='multimodal: seconds of each clip the audio encoder hears'))}
 
     def check(self, ref, loc, shown=None): return check_audio(ref, loc, shown)

@@ -211,12 +211,13 @@ class ImageModality(Modality):
                     image_size=128,                  # images are resized to this square
                     grid=3)                          # image tokens: the feature map pooled to grid x grid
     cli_options = {
-        '--image-col': ('read', dict(default='image', help='multimodal: the image path column')),
-        '--image-encoder': ('task', dict(default='mobilenet_v2', help="multimodal: 'mobilenet_v2' (shipped), a state "
-                                                                      "dict file, or a Hugging Face image model")),
-        '--image-size': ('task', dict(type=int, default=128, help='multimodal: pictures are resized to this square (a '
-                                                                  'Hugging Face vision transformer may need its own, '
-                                                                  'e.g. 224)'))}
+        '--image-col': ('read', dict(default=name, help='multimodal: the image path column')),
+        '--image-encoder': ('task', dict(default=settings['image_encoder'],
+                                         help="multimodal: 'mobilenet_v2' (shipped), a state dict file, "
+                                              "or a Hugging Face image model")),
+        '--image-size': ('task', dict(type=int, default=settings['image_size'],
+                                      help='multimodal: pictures are resized to this square '
+                                           '(a Hugging Face vision transformer may need its own, e.g. 224)'))}
 
     def check(self, ref, loc, shown=None): return check_image(ref, loc, shown)
     def check_settings(self, task):

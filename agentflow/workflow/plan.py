@@ -234,9 +234,9 @@ def _check_workdir(workdir:Path, plan:Path, fail):
     folder = plan.resolve().parent
     if _within(folder, workdir): raise fail(f"the work folder {workdir} would hold the plan's own folder; give it a "
                                             f"folder of its own (default: NAME.agentflow beside the plan)")
-    if workdir.exists() and not (workdir.is_dir()
-                                 and (not any(workdir.iterdir()) or any((workdir/f).exists() for f in _WORK_FILES))):
-        raise fail(f"{workdir} exists and is not a plan's work folder (no state.db); choose a new one")
+    try: check_replaceable(workdir, _WORK_FILES)
+    except OutputError:
+        raise fail(f"{workdir} exists and is not a plan's work folder (no state.db); choose a new one") from None
 
 def _agent_out(out:str|None, plan:Path, workdir:Path, fail) -> Path:
     ("The agent's folder, refused when it would replace the plan's folder, the work folder, or a folder that is not an "
