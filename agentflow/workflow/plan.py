@@ -44,6 +44,7 @@ def _yaml_error(path:Path, e:yaml.YAMLError) -> PlanError:
     mark = problem or context
     return _plan_error(path, mark.line + 1 if mark else None, '', msg)
 
+# %% ../../nbs/12a_plan.ipynb #26489405
 def _check_events(path:Path, text:str):
     "Refuse, before building anything, what makes a small file expensive: aliases, deep nesting, huge values"
     depth = 0
@@ -67,6 +68,7 @@ def _check_events(path:Path, text:str):
             if ev.implicit[0] and ev.style is None and re.fullmatch(r'[-+]?[0-9][0-9_:]{18,}', ev.value):
                 raise _plan_error(path, line, '', f"a number of {len(ev.value)} digits: expected a setting's value")
 
+# %% ../../nbs/12a_plan.ipynb #d46d8d11
 def _yaml(path:Path, text:str):
     ("The data of `text` (`yaml.safe_load`) and its node tree (for line numbers), refusing syntax errors, tags, "
      "aliases, deep nesting and keys written twice")
@@ -133,6 +135,7 @@ def machine_resources() -> Resources:
     mem = os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30
     return Resources(threads=len(os.sched_getaffinity(0)), memory_gb=round(mem, 1), gpus=torch.cuda.device_count())
 
+# %% ../../nbs/12a_plan.ipynb #bccf6d2a
 class Gate(_Strict):
     "When a new version may replace the deployed one"
     metric:str|None = None                    # the score compared (default: the task's main metric)
@@ -159,6 +162,7 @@ class AgentPlan(_Strict):
     epochs:int = Field(2, ge=1)               # the trained router's epochs
     resources:Resources = Resources()
 
+# %% ../../nbs/12a_plan.ipynb #fd385844
 _TRAIN_HINTS = typing.get_type_hints(TrainConfig)
 TRAIN_SETTINGS = [f.name for f in dataclasses.fields(TrainConfig) if f.name not in ('train', 'out', 'resume')]
 
@@ -219,6 +223,7 @@ def _first_error(e:ValidationError) -> tuple[tuple, str]:
     if err['type'] == 'literal_error': msg = f"{err['msg'][0].lower()}{err['msg'][1:]}, not {err['input']!r}"
     return loc, msg
 
+# %% ../../nbs/12a_plan.ipynb #aa20b293
 def _plain_name(name:str) -> bool: return bool(re.fullmatch(r'[A-Za-z0-9][A-Za-z0-9_.-]{0,99}',
                                                             name)) and '..' not in name
 
@@ -258,6 +263,7 @@ def _agent_out(out:str|None, plan:Path, workdir:Path, fail) -> Path:
     except OutputError as e: raise fail(str(e)) from None
     return p
 
+# %% ../../nbs/12a_plan.ipynb #b3812bac
 def _cycle(after:dict[str, list[str]]) -> list[str]|None:
     "A cycle in the `after` graph, as a path, or None"
     state = {}
@@ -289,9 +295,10 @@ class LoadedPlan:
     def skill(self, name:str): return self.plan.skills[name]
     def gate(self, name:str) -> Gate: return self.plan.skills[name].gate or self.plan.gate
 
-def load_plan(path:str|Path) -> LoadedPlan:
-    "Read and validate the plan at `path`; errors name the file, the line and the key"
-    path = Path(path)
+
+# %% ../../nbs/12a_plan.ipynb #f8e8cbb9
+def _read_plan(path:Path):
+    "The node tree (for line numbers) and the data of the plan at `path`"
     if not path.is_file(): raise PlanError(f"{path}: no such plan file")
     if (size := path.stat().st_size) > PLAN_MAX_BYTES:
         raise PlanError(f"{path}: {size:,} bytes; a plan is a few lines (at most {PLAN_MAX_BYTES >> 20} MB)")
@@ -299,93 +306,87 @@ def load_plan(path:str|Path) -> LoadedPlan:
     except UnicodeDecodeError as e: raise PlanError(f"{path}: not UTF-8 text (byte {e.start})") from None
     root, raw = _yaml(path, text)
     if not isinstance(raw, dict): raise _plan_error(path, 1, '', "a plan is a mapping with at least `skills:`")
+    return root, raw
+
+# %% ../../nbs/12a_plan.ipynb #9d0dbd08
+def _skill_config(name:str, given:dict, sk, defaults:dict, base:Path, fail) -> dict:
+    "`TrainConfig`'s keyword arguments for skill `name` (`given`: its entry over the defaults), files resolved"
+    kw = {k: given[k] for k in ['train'] + TRAIN_SETTINGS if given.get(k) is not None}
+    for k in ('train', 'valid', 'test'):
+        if k in kw:
+            p = Path(kw[k]); p = p if p.is_absolute() else (base/p)
+            if not p.is_file(): raise fail(('skills', name, k), f"no file {p}")
+            kw[k] = str(p.resolve())
+    if 'model' in kw and (base/kw['model']).exists(): kw['model'] = str((base/kw['model']).resolve())
+    try: TrainConfig(**kw)
+    except ConfigError as e:
+        key, msg = str(e).split(':')[0], str(e).split(': ', 1)[-1]
+        raise fail(('skills', name, key) if key in sk.model_fields_set else ('defaults', key) if key in defaults
+                   else ('skills', name), msg) from None
+    return kw
+
+# %% ../../nbs/12a_plan.ipynb #6de3bf64
+def _skill_steps(name:str, given:dict, fail) -> list[str]:
+    "The step kinds of skill `name`: its `steps:` (else the default kinds) with those its blocks ask for, each checked"
+    from agentflow.workflow.steps import Step
+    kinds = list(given.get('steps') or step_kinds(default_only=True))
+    for c in sorted(Step.registry.values(), key=lambda c: -c.order):
+        if c.block and given.get(c.block) and c.kind not in kinds: kinds.insert(0, c.kind)
+    for c in sorted(Step.registry.values(), key=lambda c: c.order):
+        if (err := c.check(given, kinds)): raise fail(('skills', name, *err[0]), err[1])
+    return kinds
+
+def _skill_needs(name:str, given:dict, sk, machine:Resources, gate:Gate, kw:dict, fail) -> Resources:
+    "What each of the skill's steps needs of the machine, refused when the machine has less; its gate's metric checked"
+    task = kw.get('task', 'ner')
+    metric, cols = (given.get('gate') or gate.model_dump()).get('metric'), Task.registry[task].report_columns
+    if metric is not None and metric not in cols:
+        raise fail(('skills', name, 'gate', 'metric') if given.get('gate') else ('gate', 'metric'),
+                   f"the {task} task scores {', '.join(cols)}, not {metric!r}")
+    need = Resources(**given['resources']) if 'resources' in given else Resources()
+    for r in ('threads', 'memory_gb', 'gpus'):
+        if getattr(need, r) > getattr(machine, r):
+            raise fail(('skills', name, 'resources', r) if 'resources' in sk.model_fields_set
+                       else ('defaults', 'resources', r),
+                       f"needs {getattr(need, r)} {r.replace('_gb', ' GB')}, the machine has {getattr(machine, r)}")
+    return need
+
+# %% ../../nbs/12a_plan.ipynb #3d335cf5
+def load_plan(path:str|Path) -> LoadedPlan:
+    "Read and validate the plan at `path`; errors name the file, the line and the key"
+    from agentflow.workflow.steps import Step
+    path = Path(path)
+    root, raw = _read_plan(path)
     def fail(loc, msg): return _plan_error(path, _line(root, loc), '.'.join(map(str, loc)), msg)
     try: plan = Plan.model_validate(raw)
     except ValidationError as e: raise fail(*_first_error(e)) from None
     machine = machine_resources()      # what the plan does not say of the machine is read from it
     if plan.resources: machine = machine.model_copy(update=plan.resources.model_dump(exclude_unset=True))
-    base = path.parent
     if plan.name is not None and not _plain_name(plan.name):
         raise fail(('name',), "a plain name: letters, digits, '-', '_' and '.' (100 at most), no '/' or '..'")
     workdir = Path(plan.workdir) if plan.workdir else Path(f"{plan.name or path.stem}.agentflow")
-    # an absolute one too: links and '..' are followed before it is checked
-    workdir = (base/workdir).resolve()
+    workdir = (path.parent/workdir).resolve()    # an absolute one too: links and '..' are followed before it is checked
     _check_workdir(workdir, path,
                    lambda msg: fail(('workdir',) if plan.workdir else ('name',) if plan.name else (), msg))
-    name_re = re.compile(r'[A-Za-z0-9][A-Za-z0-9_-]{0,63}$')
     defaults = plan.defaults.model_dump(exclude_unset=True)
     configs, steps, after, needs = {}, {}, {}, {}
     for name, sk in plan.skills.items():
-        if not name_re.match(name):
+        if not re.fullmatch(r'[A-Za-z0-9][A-Za-z0-9_-]{0,63}', name):
             raise fail(('skills', name), "a skill's name is letters, digits, '-' and '_' (64 at most)")
         given = {**defaults, **sk.model_dump(exclude_unset=True)}
         if 'resources' in defaults and 'resources' in sk.model_fields_set:    # a skill's resources refine the defaults'
             given['resources'] = {**defaults['resources'], **sk.resources.model_dump(exclude_unset=True)}
-        kw = {k: given[k] for k in ['train'] + TRAIN_SETTINGS if given.get(k) is not None}
-        for k in ('train', 'valid', 'test'):
-            if k in kw:
-                p = Path(kw[k]); p = p if p.is_absolute() else (base/p)
-                if not p.is_file(): raise fail(('skills', name, k), f"no file {p}")
-                kw[k] = str(p.resolve())
-        if 'model' in kw and (base/kw['model']).exists(): kw['model'] = str((base/kw['model']).resolve())
-        try: TrainConfig(**kw)
-        except ConfigError as e:
-            key = str(e).split(':')[0]
-            raise fail(('skills', name, key) if key in sk.model_fields_set else ('defaults', key) if key in defaults
-                       else ('skills', name),
-                       str(e).split(': ', 1)[-1]) from None
-        kinds = list(given.get('steps') or step_kinds(default_only=True))
-        if given.get('search') and 'search' not in kinds: kinds.insert(0, 'search')
-        if 'train' not in kinds: raise fail(('skills', name, 'steps'), "every skill trains: add `train`")
-        if 'search' in kinds and not given.get('search'):
-            raise fail(('skills', name, 'steps'), "a `search` step needs a `search:` block")
-        if {'evaluate', 'deploy'} & set(kinds) and not kw.get('test', kw.get('valid')):
-            raise fail(('skills', name),
-                       "give `test` (or `valid`): every version is scored on the same file before it is deployed")
-        if 'deploy' in kinds and 'evaluate' not in kinds:
-            raise fail(('skills', name, 'steps'), "`deploy` needs `evaluate` (the gate reads its scores)")
-        metric, cols = ((given.get('gate') or plan.gate.model_dump()).get('metric'),
-                        Task.registry[kw.get('task', 'ner')].report_columns)
-        if metric is not None and metric not in cols:
-            raise fail(('skills', name, 'gate', 'metric') if given.get('gate') else ('gate', 'metric'),
-                       f"the {kw.get('task', 'ner')} task scores {', '.join(cols)}, not {metric!r}")
-        if given.get('search'):
-            for p, spec in given['search']['params'].items():
-                if p not in TRAIN_SETTINGS:
-                    raise fail(('skills', name, 'search', 'params', p),
-                               f"not a training setting: expected one of {', '.join(TRAIN_SETTINGS)}")
-                if isinstance(spec, dict) and spec['low'] > spec['high']:
-                    raise fail(('skills', name, 'search', 'params', p), "low is above high")
-                if isinstance(spec, list) and not spec:
-                    raise fail(('skills', name, 'search', 'params', p), "give at least one choice")
-        if (given.get('search')
-                and given['search'].get('parallel', 1) > (given.get('resources') or {}).get('threads', 1)):
-            raise fail(('skills', name, 'search', 'parallel'),
-                       f"{given['search']['parallel']} trials at once need as many threads: "
-                       f"give the skill `resources: {{threads: {given['search']['parallel']}}}`")
-        bad_base = [k for k in given.get('baseline', {}) if k not in TRAIN_SETTINGS]
-        if bad_base: raise fail(('skills', name, 'baseline', bad_base[0]),
-                                f"not a training setting: expected one of {', '.join(TRAIN_SETTINGS)}")
-        need = Resources(**given['resources']) if 'resources' in given else Resources()
-        for r in ('threads', 'memory_gb', 'gpus'):
-            if getattr(need, r) > getattr(machine, r):
-                raise fail(('skills', name, 'resources', r) if 'resources' in sk.model_fields_set
-                           else ('defaults', 'resources', r),
-                           f"needs {getattr(need, r)} {r.replace('_gb', ' GB')}, the machine has {getattr(machine, r)}")
+        configs[name] = _skill_config(name, given, sk, defaults, path.parent, fail)
+        steps[name] = _skill_steps(name, given, fail)
+        needs[name] = _skill_needs(name, given, sk, machine, plan.gate, configs[name], fail)
         for other in given.get('after', []):
             if other not in plan.skills: raise fail(('skills', name, 'after'), f"no skill '{other}' in the plan")
-        configs[name], steps[name], after[name], needs[name] = kw, kinds, list(given.get('after', [])), need
+        after[name] = list(given.get('after', []))
     if (c := _cycle(after)): raise fail(('skills', c[0], 'after'), f"a cycle: {' -> '.join(c)}")
-    agent_out = None
-    if plan.agent:
-        agent_out = _agent_out(plan.agent.out, path, workdir, lambda msg: fail(('agent', 'out'), msg))
-        missing = [n for n, k in steps.items() if 'deploy' not in k]
-        if missing: raise fail(('agent',),
-                               f"the agent takes deployed skills: add `deploy` to {', '.join(missing)}'s steps")
-        for r in ('threads', 'memory_gb', 'gpus'):
-            if getattr(plan.agent.resources, r) > getattr(machine, r):
-                raise fail(('agent', 'resources', r),
-                           f"needs {getattr(plan.agent.resources, r)} {r}, the machine has {getattr(machine, r)}")
+    for c in Step.registry.values():
+        if (err := c.check_plan(plan, steps, machine)): raise fail(*err)
+    agent_out = (_agent_out(plan.agent.out, path, workdir, lambda msg: fail(('agent', 'out'), msg)) if plan.agent
+                 else None)
     return LoadedPlan(plan, path.resolve(), workdir, machine, configs, steps, after, needs, agent_out)
 
 # %% ../../nbs/12a_plan.ipynb #331b89a8

@@ -140,7 +140,20 @@ def _ray_worker(argv:list[str], env:dict, log:str) -> tuple[int, str]:
 
 class Search(Step):
     "A hyperparameter search (Optuna) whose best settings the skill's training uses"
-    kind, order, default, unkeyed = 'search', 0, False, ('db', 'engine')
+    kind, order, default, unkeyed, block = 'search', 0, False, ('db', 'engine'), 'search'
+    @classmethod
+    def check(cls, given, kinds):
+        if cls.kind not in kinds: return None
+        if not (search := given.get('search')): return ('steps',), "a `search` step needs a `search:` block"
+        for p, spec in search['params'].items():
+            where = ('search', 'params', p)
+            if p not in TRAIN_SETTINGS:
+                return where, f"not a training setting: expected one of {', '.join(TRAIN_SETTINGS)}"
+            if isinstance(spec, dict) and spec['low'] > spec['high']: return where, "low is above high"
+            if isinstance(spec, list) and not spec: return where, "give at least one choice"
+        if search.get('parallel', 1) > (given.get('resources') or {}).get('threads', 1):
+            return ('search', 'parallel'), (f"{search['parallel']} trials at once need as many threads: "
+                                            f"give the skill `resources: {{threads: {search['parallel']}}}`")
     @classmethod
     def part(cls, run, step, spec, files):
         spec.update(search=run.lp.skill(step.skill).search.model_dump(), db=str(run.path('state.db')),

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os, sys, json, time, html, shutil
 from pathlib import Path
 import pandas as pd
+from fastcore.basics import patch
 from ..core import *
 from ..tasks import *
 from ..reports import *
@@ -26,6 +27,7 @@ class Step:
     reads:tuple = ()          # the kinds of the same skill whose results it reads, when the skill has them
     per_skill:bool = True     # one step per skill that lists it; else `plan_step(lp)` makes at most one for the plan
     default:bool = True       # run when a skill lists no `steps:`
+    block:str|None = None     # a key of a skill's entry that, when given, adds this kind to its steps (`search:`)
     unkeyed:tuple = ()        # what its spec holds that its content key leaves out (besides `deps` and `threads`)
     keyed_deps:bool = True    # whether the keys of the steps it reads are part of its own key
     in_scheduler:bool = False # decided by the scheduler itself with `settle` (no process)
@@ -44,42 +46,62 @@ class Step:
     # the kind of a step's id ('train:news', 'agent')
     def of(cls, sid:str) -> type[Step]: return Step.registry[sid.split(':')[0]]
 
-    @classmethod
-    def deps(cls, lp:LoadedPlan, skill:str, kinds:list[str]) -> list[str]:
-        "The steps it waits for"
-        return [f'{d}:{skill}' for d in cls.reads if d in kinds]
-    @classmethod
-    def plan_step(cls, lp:LoadedPlan, skill:str|None=None, kinds:list[str]|None=None) -> PlanStep|None:
-        "Its step for `skill` (a per-skill kind) or for the plan"
-        return PlanStep(f'{cls.kind}:{skill}', cls.kind, skill, lp.needs[skill], cls.deps(lp, skill, kinds))
-    @classmethod
-    def part(cls, run, step:PlanStep, spec:dict, files:list[str]) -> list[str]:
-        "Add what it does to `spec` (the scheduler's `PlanRun` is `run`); the files it reads"
-        return files
-    @classmethod
-    def fresh(cls, run, step:PlanStep, result:dict) -> bool:
-        "Whether a finished attempt with the step's key still holds"
-        return True
-    @classmethod
-    def launch(cls, run, step:PlanStep, spec:dict, key:str) -> tuple[dict, Resources]:
-        "The spec its process gets and what it holds of the plan's resources"
-        return spec, step.needs
     @staticmethod
     def run(spec:dict) -> dict:
         "In the step's process: do the work of `spec`; its result"
         raise NotImplementedError
-    @classmethod
-    def settle(cls, run, step:PlanStep) -> tuple[str, dict]:
-        "For a kind decided `in_scheduler`: (state, result)"
-        raise NotImplementedError
-    @classmethod
-    def summary(cls, result:dict) -> str:
-        "The figure worth a log line ('; ...'), or ''"
-        return ''
-    @classmethod
-    def report(cls, results:dict) -> list[tuple[str, str]]:
-        "Its sections of the run's report (title, HTML), from every step's results (step id -> result)"
-        return []
+
+# %% ../../nbs/12c_steps.ipynb #958a824d
+@patch(cls_method=True)
+def check(cls:Step, given:dict, kinds:list[str]) -> tuple[tuple, str]|None:
+    "What this kind needs of a skill's entry in the plan: None, or where (keys under the skill) and why not"
+    return None
+
+@patch(cls_method=True)
+def check_plan(cls:Step, plan, steps:dict[str, list[str]], machine) -> tuple[tuple, str]|None:
+    "What this kind needs of the whole plan (`steps`: each skill's kinds): None, or where (keys) and why not"
+    return None
+
+@patch(cls_method=True)
+def deps(cls:Step, lp:LoadedPlan, skill:str, kinds:list[str]) -> list[str]:
+    "The steps it waits for"
+    return [f'{d}:{skill}' for d in cls.reads if d in kinds]
+
+@patch(cls_method=True)
+def plan_step(cls:Step, lp:LoadedPlan, skill:str|None=None, kinds:list[str]|None=None) -> PlanStep|None:
+    "Its step for `skill` (a per-skill kind) or for the plan"
+    return PlanStep(f'{cls.kind}:{skill}', cls.kind, skill, lp.needs[skill], cls.deps(lp, skill, kinds))
+
+# %% ../../nbs/12c_steps.ipynb #eba11922
+@patch(cls_method=True)
+def part(cls:Step, run, step:PlanStep, spec:dict, files:list[str]) -> list[str]:
+    "Add what it does to `spec` (the scheduler's `PlanRun` is `run`); the files it reads"
+    return files
+
+@patch(cls_method=True)
+def fresh(cls:Step, run, step:PlanStep, result:dict) -> bool:
+    "Whether a finished attempt with the step's key still holds"
+    return True
+
+@patch(cls_method=True)
+def launch(cls:Step, run, step:PlanStep, spec:dict, key:str) -> tuple[dict, Resources]:
+    "The spec its process gets and what it holds of the plan's resources"
+    return spec, step.needs
+
+@patch(cls_method=True)
+def settle(cls:Step, run, step:PlanStep) -> tuple[str, dict]:
+    "For a kind decided `in_scheduler`: (state, result)"
+    raise NotImplementedError
+
+@patch(cls_method=True)
+def summary(cls:Step, result:dict) -> str:
+    "The figure worth a log line ('; ...'), or ''"
+    return ''
+
+@patch(cls_method=True)
+def report(cls:Step, results:dict) -> list[tuple[str, str]]:
+    "Its sections of the run's report (title, HTML), from every step's results (step id -> result)"
+    return []
 
 def step_summary(sid:str, result:dict) -> str:
     "The figure worth a log line of step `sid`'s result: a training's score, a gate's decision"
@@ -116,10 +138,14 @@ def _metrics_summary(result:dict) -> str:
     s = m[split]; k = next((k for k in ('f1', 'macro_f1', 'micro_f1') if k in s), None)
     return f"; {split} {k} {s[k]:.4f}" if k else ''
 
+# %% ../../nbs/12c_steps.ipynb #e6bf6914
 class Train(Step):
     ("Fine-tune the skill (`train_skill`, resumed from its last epoch checkpoint), with a search's best settings when "
      "it has one")
     kind, order, reads = 'train', 10, ('search',)
+    @classmethod
+    def check(cls, given, kinds):
+        if cls.kind not in kinds: return ('steps',), "every skill trains: add `train`"
     @classmethod
     # `after`
     def deps(cls, lp, skill, kinds): return super().deps(lp, skill, kinds) + [f'train:{o}' for o in lp.after[skill]]
@@ -142,6 +168,10 @@ class Baseline(Step):
     "The backbone with only a head trained on the same data: what fine-tuning adds"
     kind, order = 'baseline', 20
     @classmethod
+    def check(cls, given, kinds):      # its block is checked whether or not the skill lists it
+        bad = [k for k in given.get('baseline', {}) if k not in TRAIN_SETTINGS]
+        if bad: return ('baseline', bad[0]), f"not a training setting: expected one of {', '.join(TRAIN_SETTINGS)}"
+    @classmethod
     def part(cls, run, step, spec, files):    # only a head, at the head's rate (lr x head_lr_mult)
         spec['config'].update(dict(peft='none', train_layers='head', lr=1e-3), **run.lp.skill(step.skill).baseline)
         return files
@@ -154,6 +184,11 @@ def _scoring_part(run, step, spec, files):     # evaluate, robustness, explain: 
     spec.update(file=run.eval_file(step.skill), train=spec['config']['train'])
     return [spec['file']]
 
+def _scoring_file(given:dict):                 # evaluate, deploy
+    if not (given.get('test') or given.get('valid')):
+        return (), "give `test` (or `valid`): every version is scored on the same file before it is deployed"
+
+# %% ../../nbs/12c_steps.ipynb #f46ff90f
 def before_after(results:dict) -> pd.DataFrame:
     ("One row per skill and version: the task's report columns on the evaluation file (from the `evaluate` steps' "
      "results)")
@@ -181,10 +216,13 @@ def plot_before_after(results:dict, ax=None):
     ax.set_ylim(0, 1); ax.set_ylabel('score on the evaluation file'); ax.legend(fontsize=8, loc='lower right')
     return ax
 
+# %% ../../nbs/12c_steps.ipynb #58ee6a3f
 class Evaluate(Step):
     ("The new version, the baseline and the live version scored on the same file: the before/after table and the "
      "gate's figures")
     kind, order, reads, unkeyed = 'evaluate', 30, ('train', 'baseline'), ('deployed',)
+    @classmethod
+    def check(cls, given, kinds): return _scoring_file(given) if cls.kind in kinds else None
     @classmethod
     def part(cls, run, step, spec, files):
         spec.update(metric=run.lp.gate(step.skill).metric
@@ -219,6 +257,7 @@ class Evaluate(Step):
         fig = plot_before_after(results).figure; html_fig = fig_to_html(fig); plt.close(fig)
         return [('Before and after', ba.to_html(float_format='%.4f', na_rep='') + html_fig)]
 
+# %% ../../nbs/12c_steps.ipynb #a9f28e77
 class Robustness(Step):
     "The skill's scores under perturbations of the evaluation file (`robustness_report`)"
     kind, order, reads = 'robustness', 40, ('train',)
@@ -242,6 +281,7 @@ class Robustness(Step):
                  pd.DataFrame(r['scores']).set_index('data').to_html(float_format='%.4f'))
                 for sid, r in results.items() if sid.startswith('robustness:')]
 
+# %% ../../nbs/12c_steps.ipynb #0f423098
 class Explain(Step):
     "SHAP explanations of a few texts of the evaluation file, as a page"
     kind, order, reads = 'explain', 50, ('train',)
@@ -271,6 +311,11 @@ class Explain(Step):
 class Deploy(Step):
     "The gate: make the new version live if it is not worse than the live one (decided by the scheduler on every run)"
     kind, order, reads, in_scheduler = 'deploy', 60, ('evaluate', 'robustness', 'explain'), True
+    @classmethod
+    def check(cls, given, kinds):
+        if cls.kind not in kinds: return None
+        if 'evaluate' not in kinds: return ('steps',), "`deploy` needs `evaluate` (the gate reads its scores)"
+        return _scoring_file(given)
     @classmethod
     def part(cls, run, step, spec, files):
         spec['gate'] = run.lp.gate(step.skill).model_dump()
@@ -315,9 +360,19 @@ class Deploy(Step):
     @classmethod
     def summary(cls, result): return f"; {result['decision']}" if 'decision' in result else ''
 
+# %% ../../nbs/12c_steps.ipynb #353c3c15
 class AgentStep(Step):
     "Put the deployed skills into the plan's agent (one step for the plan, when it has `agent:`)"
     kind, order, per_skill, keyed_deps = 'agent', 70, False, False   # the agent depends on what is live, in its spec
+    @classmethod
+    def check_plan(cls, plan, steps, machine):
+        if not plan.agent: return None
+        missing = [n for n, k in steps.items() if 'deploy' not in k]
+        if missing: return ('agent',), f"the agent takes deployed skills: add `deploy` to {', '.join(missing)}'s steps"
+        for r in ('threads', 'memory_gb', 'gpus'):
+            if getattr(plan.agent.resources, r) > getattr(machine, r):
+                return ('agent', 'resources', r), (f"needs {getattr(plan.agent.resources, r)} {r}, "
+                                                   f"the machine has {getattr(machine, r)}")
     @classmethod
     def plan_step(cls, lp, skill=None, kinds=None):
         if lp.plan.agent: return PlanStep('agent', 'agent', None, lp.plan.agent.resources,
