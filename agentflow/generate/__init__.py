@@ -5,8 +5,9 @@
 # %% auto #0
 __all__ = []
 
-# %% ../../nbs/16_generate.ipynb #c139c985
-from . import lm, data
+# %% ../../nbs/16_generate.ipynb #5ae0cd5f
+from . import lm, data, batches
 from .lm import *
 from .data import *
-__all__ = [n for m in (lm, data,) for n in m.__all__]
+from .batches import *
+__all__ = [n for m in (lm, data, batches,) for n in m.__all__]
