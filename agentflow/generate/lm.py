@@ -93,11 +93,21 @@ def _build_once(dest:Path, gguf:Path, what:str, save) -> Path:
             save_json(dict(gguf=gguf.name, path=str(gguf), bytes=gguf.stat().st_size, **info), tmp/SOURCE_FILE)
     return dest
 
-# %% ../../nbs/16a_lm.ipynb #2da34a59
+# %% ../../nbs/16a_lm.ipynb #ec71f030
+@contextmanager
+def _no_gguf_bar():
+    "Inside the block, transformers' GGUF reader draws no progress bar (a plain tqdm its logging switches do not reach)"
+    import transformers.modeling_gguf_pytorch_utils as reader
+    bar = getattr(reader, 'tqdm', None)
+    if bar is not None: reader.tqdm = lambda items, *args, **kwargs: items
+    try: yield
+    finally:
+        if bar is not None: reader.tqdm = bar
+
 def _from_gguf(gguf:Path, load):
     "`load(folder, gguf_file=name)`, its failure a `ModelError` that names the file"
     try:
-        with quiet_transformers(): return load(str(gguf.parent), gguf_file=gguf.name)
+        with quiet_transformers(), _no_gguf_bar(): return load(str(gguf.parent), gguf_file=gguf.name)
     except (ValueError, OSError, KeyError, RuntimeError) as e:
         raise ModelError(f"{gguf}: transformers cannot read this GGUF file ({str(e).strip().splitlines()[0][:200]}); "
                          "expected a language model in an architecture its GGUF loader knows (llama, qwen2, gemma3, "
@@ -113,13 +123,14 @@ def _save_model(gguf:Path, tmp:Path, dest:Path) -> dict:
     model, tok = _from_gguf(gguf, AutoModelForCausalLM.from_pretrained), _from_gguf(gguf, AutoTokenizer.from_pretrained)
     model.hf_quantizer = None                  # the two marks that make save_pretrained and the Trainer refuse it
     if hasattr(model.config, 'quantization_config'): del model.config.quantization_config
-    with named_errors(tmp): model.save_pretrained(tmp); tok.save_pretrained(tmp)
+    with named_errors(tmp), quiet_transformers(): model.save_pretrained(tmp); tok.save_pretrained(tmp)
     return dict(storage=storage, dequantized_to='float32')
 
 def _save_tokenizer(gguf:Path, tmp:Path, dest:Path) -> dict:
     "Only the tokenizer of `gguf` into `tmp` (seconds, where the weights take a minute)"
     from transformers import AutoTokenizer
-    with named_errors(tmp): _from_gguf(gguf, AutoTokenizer.from_pretrained).save_pretrained(tmp)
+    tok = _from_gguf(gguf, AutoTokenizer.from_pretrained)
+    with named_errors(tmp), quiet_transformers(): tok.save_pretrained(tmp)
     return {}
 
 # %% ../../nbs/16a_lm.ipynb #e5896f91
