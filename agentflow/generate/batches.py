@@ -97,7 +97,7 @@ def _encode_causal(tokenizer, ds:Dataset, fmt:str, chat:bool, completion_only:bo
         all_ids.append(ids); all_labels.append(labels)
     return all_ids, all_labels
 
-# %% ../../nbs/16c_lm_batches.ipynb #8b3d9be8
+# %% ../../nbs/16c_lm_batches.ipynb #89136d24
 def _fit(ids:list, labels:list, locs:list, max_length:int, too_long:str, seq2seq:bool, warn:bool) -> LMEncoded:
     "Examples past `max_length` cut or refused, examples left with nothing to learn dropped, all of it said"
     long = [i for i, (a, b) in enumerate(zip(ids, labels)) if max(len(a), len(b) if seq2seq else 0) > max_length]
@@ -120,12 +120,12 @@ def _fit(ids:list, labels:list, locs:list, max_length:int, too_long:str, seq2seq
     keep = [i for i, lab in enumerate(labels) if any(t != -100 for t in lab[0 if seq2seq else 1:])]
     if len(keep) < len(ids):
         kept = set(keep); gone = next(i for i in range(len(ids)) if i not in kept)
-        notes.append(f"dropped {len(ids) - len(keep)} examples with nothing left to learn (their prompt fills "
-                     f"max_length={max_length}), the first {locs[gone]}")
+        notes.append(f"dropped {len(ids) - len(keep)} examples with nothing to learn (no answer within max_length="
+                     f"{max_length} tokens), the first {locs[gone]}")
     for n in notes if warn else (): warnings.warn(n, stacklevel=3)
     return LMEncoded([ids[i] for i in keep], [labels[i] for i in keep], keep, len(ids), seq2seq, notes)
 
-# %% ../../nbs/16c_lm_batches.ipynb #8c4b9e88
+# %% ../../nbs/16c_lm_batches.ipynb #13805357
 TOO_LONG = ('cut', 'refuse')
 
 def encode_lm(tokenizer, ds:Dataset,
@@ -141,6 +141,9 @@ def encode_lm(tokenizer, ds:Dataset,
     if tokenizer.eos_token_id is None:
         raise ConfigError("the tokenizer has no end-of-sequence token, so the model could not learn where a text ends")
     fmt = chat_format(ds)
+    if fmt.endswith('prompt_completion') and 'completion' not in ds.column_names:
+        raise DataError(f"{ds[0]['loc'] if 'loc' in ds.column_names else 'the data'}: prompts without completions, "
+                        "so nothing to learn")
     if seq2seq: ids, labels = _encode_seq2seq(tokenizer, ds, fmt)
     else: ids, labels = _encode_causal(tokenizer, ds, fmt, bool(chat), completion_only)
     return _fit(ids, labels, [ex['loc'] if 'loc' in ex else f'example {i}' for i, ex in enumerate(ds)],

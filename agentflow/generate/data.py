@@ -163,7 +163,7 @@ def chat_format(ds:Dataset) -> str:
     if 'text' in cols: return 'text'
     raise DataError(f"not chat data: no text, prompt or messages column (it has: {', '.join(cols)})")
 
-# %% ../../nbs/16b_chat_data.ipynb #5a7c9489
+# %% ../../nbs/16b_chat_data.ipynb #73c038b2
 def load_chat(train:str|Path|Dataset|DatasetDict,  # the training file, or a Hugging Face dataset (with its splits)
               valid:str|Path|None=None,            # the validation file; None holds out `holdout` of train
               test:str|Path|None=None,             # the test file, if any
@@ -173,6 +173,9 @@ def load_chat(train:str|Path|Dataset|DatasetDict,  # the training file, or a Hug
              ) -> DatasetDict:
     "Train/valid(/test) chat data from files or a Hugging Face dataset, in one format across splits"
     if isinstance(train, (Dataset, DatasetDict)):
+        if valid is not None or test is not None:
+            raise ConfigError("a Hugging Face dataset brings its own splits: give valid and test files only with a "
+                              "training file")
         kwargs.pop('encoding', None)
         dsd = from_hf_chat(train, **kwargs)
         if 'valid' not in dsd:

