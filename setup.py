@@ -20,6 +20,7 @@ if cfg.get('pip_requirements'): requirements += shlex.split(cfg.get('pip_require
 min_python = cfg['min_python']
 dev_requirements = shlex.split(cfg.get('dev_requirements') or '')
 notebook_requirements = shlex.split(cfg.get('notebook_requirements') or '')
+gen_requirements = shlex.split(cfg.get('gen_requirements') or '')
 
 setuptools.setup(
     name = cfg['lib_name'],
@@ -33,7 +34,7 @@ setuptools.setup(
     packages = setuptools.find_packages(include=[cfg['lib_name'], cfg['lib_name'] + '.*']),
     include_package_data = True,
     install_requires = requirements,
-    extras_require={ 'dev': dev_requirements, 'notebook': notebook_requirements },
+    extras_require={ 'dev': dev_requirements, 'notebook': notebook_requirements, 'gen': gen_requirements },
     python_requires  = '>=' + cfg['min_python'],
     long_description = open('README.md', encoding='utf-8').read(),
     long_description_content_type = 'text/markdown',
