@@ -93,8 +93,8 @@ def fast_bf16() -> bool:
     return any(getattr(cpu, f, lambda: False)() for f in ('_is_amx_tile_supported', '_is_avx512_bf16_supported'))
 
 def machine_features() -> str:
-    ("What decides speed here, in one line: the device, its cores and the CPU features torch found, and the precision "
-     "'auto' picks")
+    ("What decides speed here, in one line: the device, its cores and the CPU features torch found, "
+     "and the precision 'auto' picks")
     if torch.cuda.is_available(): dev = f"{torch.cuda.get_device_name()} (CUDA)"
     else:
         name = next((l.split(':', 1)[1].strip() for l in (Path('/proc/cpuinfo').read_text().splitlines()
@@ -133,8 +133,8 @@ def inference(precision:str='auto', # 'auto' (bf16 where native), 'bf16' or 'no'
 # %% ../nbs/00_core.ipynb #c0e1a003
 @contextmanager
 def quiet_transformers():
-    ("Silence the load reports and progress bars of `transformers` and `datasets` inside the block, and peft's "
-     "deprecation notices")
+    ("Silence the load reports and progress bars of `transformers` and `datasets` inside the block, "
+     "and peft's deprecation notices")
     from transformers.utils import logging as hf_logging
     from datasets.utils import logging as ds_logging
     level, bars, ds_bars = (hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled(),
@@ -199,8 +199,8 @@ def _umask() -> int:
 
 # %% ../nbs/00_core.ipynb #10c5acfb
 def check_replaceable(path:str|Path, expect:str|tuple=()):
-    ("Refuse to replace `path` unless it is missing, an empty folder, or a folder holding one of `expect` (what its "
-     "writer writes)")
+    ("Refuse to replace `path` unless it is missing, an empty folder, or a folder holding one of `expect` "
+     "(what its writer writes)")
     path, expect = Path(path), (expect,) if isinstance(expect, str) else tuple(expect)
     if not path.exists() and not path.is_symlink(): return
     if not path.is_dir() or path.is_symlink():
@@ -241,8 +241,8 @@ def _lock_file(path:Path) -> Path: return path.with_name(f'.{path.name}.lock')
 
 @contextmanager
 def write_lock(path:str|Path, what:str='--out'):
-    ("Hold the only right to write `path` inside the block; a second writer is refused at once, naming the "
-     "first's process")
+    ("Hold the only right to write `path` inside the block; a second writer is refused at once, "
+     "naming the first's process")
     import fcntl
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
     lock = _lock_file(path)
