@@ -94,6 +94,7 @@ def _unpack(o, tensors:dict):
     if '$items' in o: return {_unpack(k, tensors): _unpack(v, tensors) for k, v in o['$items']}
     return {k: _unpack(v, tensors) for k, v in o.items()}
 
+# %% ../nbs/05b_callbacks.ipynb #1e5bacb1
 def save_state(path:str|Path, state) -> Path:
     "Write `state` atomically as one safetensors file: its tensors as tensors, the rest as JSON in the header"
     from safetensors.torch import save

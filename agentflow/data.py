@@ -130,6 +130,7 @@ class _Lines:
     def __iter__(self): return self
     def __next__(self): row = next(self.rows); self.line_num += 1; return row
 
+# %% ../nbs/01_data.ipynb #16389770
 def _table_rows(path:Path, encoding:str):
     "Yield `(line_number, row_dict)` from a CSV, TSV or JSON-lines file: strict quoting, one field per header column"
     suffix, text = path.suffix.lower(), _read_text(path, encoding)

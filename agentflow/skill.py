@@ -144,6 +144,7 @@ def skill_files(meta:dict) -> tuple[str, ...]:
                                                                                    'adapter_model.safetensors')
     return (SKILL_FILE, 'tokenizer_config.json', 'tokenizer.json') + weights
 
+# %% ../nbs/04a_skill.ipynb #9fae7484
 def check_skill(path:str|Path) -> dict:
     "The checked `skill.json` of skill folder `path`: every field and every file it needs, before anything is built"
     path = Path(path); f = path/SKILL_FILE
