@@ -69,8 +69,9 @@ def sort_by_run(cbs:list) -> list:
     done, order = set(), []
     while len(order) < len(cbs):
         ready = next((i for i in range(len(cbs)) if i not in done and first[i] <= done), None)
-        if ready is None: raise ConfigError(f"callbacks cannot be ordered: {_cycle(cbs, first, done)}; remove one of "
-                                            "these run_before/run_after")
+        if ready is None:
+            raise ConfigError(f"callbacks cannot be ordered: {_cycle(cbs, first, done)}; "
+                              "remove one of these run_before/run_after")
         done.add(ready); order.append(ready)
     return [cbs[i] for i in order]
 

@@ -8,7 +8,7 @@ import json, random
 from pathlib import Path
 import numpy as np
 import torch
-from fastcore.basics import store_attr
+from fastcore.basics import store_attr, patch
 from .core import *
 from .callback import *
 from .learner import *
@@ -82,8 +82,8 @@ def _pack(o, tensors:dict):
             return {k: _pack(v, tensors) for k, v in o.items()}
         return {'$items': [[_pack(k, tensors), _pack(v, tensors)] for k, v in o.items()]}   # int keys (optimizer state)
     if o is None or isinstance(o, (bool, int, float, str)): return o
-    raise TypeError(f"a training state cannot hold a {type(o).__name__}: tensors, arrays, numbers, strings, lists, "
-                    "tuples and dicts only")
+    raise TypeError(f"a training state cannot hold a {type(o).__name__}: "
+                    "tensors, arrays, numbers, strings, lists, tuples and dicts only")
 
 def _unpack(o, tensors:dict):
     if isinstance(o, list): return [_unpack(v, tensors) for v in o]
@@ -94,6 +94,7 @@ def _unpack(o, tensors:dict):
     if '$items' in o: return {_unpack(k, tensors): _unpack(v, tensors) for k, v in o['$items']}
     return {k: _unpack(v, tensors) for k, v in o.items()}
 
+# %% ../nbs/05b_callbacks.ipynb #1e5bacb1
 def save_state(path:str|Path, state) -> Path:
     "Write `state` atomically as one safetensors file: its tensors as tensors, the rest as JSON in the header"
     from safetensors.torch import save
@@ -114,11 +115,12 @@ def load_state(path:str|Path):
         raise ModelError(f"{path}: damaged or not an agentflow training state "
                          f"({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
 
+# %% ../nbs/05b_callbacks.ipynb #5d87a0d7
 def _pickled(path:Path):
     "Refuse a checkpoint an earlier version pickled: reading it could run any code it holds"
     if path.with_suffix('.pt').exists() and not path.exists():
-        raise ModelError(f"{path.with_suffix('.pt')}: a pickled checkpoint, which agentflow does not read (loading it "
-                         f"could run code); train again without --resume")
+        raise ModelError(f"{path.with_suffix('.pt')}: a pickled checkpoint, which agentflow does not read "
+                         f"(loading it could run code); train again without --resume")
 
 def _short(v) -> str:
     "A setting's value, shortened for one line"
@@ -130,6 +132,7 @@ def check_checkpoints(path:str|Path):
         _pickled(Path(path)/name)
         if (Path(path)/name).exists(): load_state(Path(path)/name)
 
+# %% ../nbs/05b_callbacks.ipynb #708d541e
 def trainable_state(model) -> dict:
     "The trainable parameters of `model`, detached and on the CPU"
     return {n: p.detach().cpu().clone() for n, p in model.named_parameters() if p.requires_grad}
@@ -140,6 +143,7 @@ def load_trainable_state(model, state:dict):
     with torch.no_grad():
         for n, v in state.items(): params[n].copy_(v)
 
+# %% ../nbs/05b_callbacks.ipynb #330c8a63
 class SaveBest(Callback):
     "Keep the weights of the best epoch and restore them when training ends"
     run_after = Recorder
@@ -159,6 +163,7 @@ class SaveBest(Callback):
             self.learn.log_line(f"restored the best epoch ({self.best['epoch'] + 1}, "
                                 f"{self.monitor or self.learn.task.main_metric} {self.best['value']:.4f})")
 
+# %% ../nbs/05b_callbacks.ipynb #20407d43
 class Checkpoint(Callback):
     "Save the full training state after each epoch; `fit(resume=True)` continues from it"
     # the epoch's best weights are on disk before the state that says the epoch is done
@@ -166,30 +171,9 @@ class Checkpoint(Callback):
     def _file(self):
         if not self.learn.path: raise ConfigError("Checkpoint needs the Learner's `path`")
         return Path(self.learn.path)/'last.safetensors'
-    def before_fit(self):
-        f = self._file()
-        if self.learn.resume: _pickled(f)
-        if not (self.learn.resume and f.exists()): return
-        st = load_state(f)
-        ours = self._settings()
-        for k, v in (st.get('settings') or {}).items():       # a checkpoint of another run: say which setting differs
-            if k in ours and ours[k] != v:
-                raise ConfigError(f"{f}: the checkpoint was trained with {k} {_short(v)}, this run has "
-                                  f"{_short(ours[k])}; "
-                                  f"resume with the same settings, or train again without --resume")
-        try: load_trainable_state(self.learn.model, st['model'])
-        except (KeyError, RuntimeError) as e:
-            raise ConfigError(f"{f}: its weights do not fit this run's model ({str(e).splitlines()[0][:120]}); train "
-                              "again without --resume") from None
-        self.learn.opt.load_state_dict(st['opt']); self.learn.sched.load_state_dict(st['sched'])
-        self.learn.recorder.load_state(st['recorder'])
-        random.setstate(st['rng']['python']); np.random.set_state(st['rng']['numpy'])
-        torch.set_rng_state(st['rng']['torch'])
-        self.learn.start_epoch = st['epoch'] + 1
-        self.learn.log_line(f"resumed from {f} after epoch {st['epoch'] + 1}")
     def _settings(self) -> dict:
-        ("What a resumed run must share with the checkpoint's: the task, its labels, the backbone, the adapter and "
-         "its size")
+        ("What a resumed run must share with the checkpoint's: the task, its labels, the backbone, "
+         "the adapter and its size")
         s = self.learn.skill
         return dict(task=s.task.kind, labels=list(s.task.labels), peft=s.peft,
                     backbone='default' if s.backbone == default_backbone() else str(s.backbone),
@@ -197,8 +181,31 @@ class Checkpoint(Callback):
                     **{k: v for k, v in s.info.items() if isinstance(v, (int, float, str, bool))})
     def after_epoch(self):
         st = dict(epoch=self.learn.epoch, settings=self._settings(), model=trainable_state(self.learn.model),
-                  opt=self.learn.opt.state_dict(),
-                  sched=self.learn.sched.state_dict(), recorder=self.learn.recorder.state(),
+                  opt=self.learn.opt.state_dict(), sched=self.learn.sched.state_dict(),
+                  recorder=self.learn.recorder.state(),
                   rng=dict(python=random.getstate(), numpy=np.random.get_state(), torch=torch.get_rng_state()))
         if self.learn.accelerator.is_main_process: save_state(self._file(), st)   # one writer among several processes
         self.learn.accelerator.wait_for_everyone()
+
+# %% ../nbs/05b_callbacks.ipynb #a8b78eae
+@patch
+def before_fit(self:Checkpoint):
+    f = self._file()
+    if self.learn.resume: _pickled(f)
+    if not (self.learn.resume and f.exists()): return
+    st = load_state(f)
+    ours = self._settings()
+    for k, v in (st.get('settings') or {}).items():       # a checkpoint of another run: say which setting differs
+        if k in ours and ours[k] != v:
+            raise ConfigError(f"{f}: the checkpoint was trained with {k} {_short(v)}, this run has "
+                              f"{_short(ours[k])}; resume with the same settings, or train again without --resume")
+    try: load_trainable_state(self.learn.model, st['model'])
+    except (KeyError, RuntimeError) as e:
+        raise ConfigError(f"{f}: its weights do not fit this run's model ({str(e).splitlines()[0][:120]}); "
+                          "train again without --resume") from None
+    self.learn.opt.load_state_dict(st['opt']); self.learn.sched.load_state_dict(st['sched'])
+    self.learn.recorder.load_state(st['recorder'])
+    random.setstate(st['rng']['python']); np.random.set_state(st['rng']['numpy'])
+    torch.set_rng_state(st['rng']['torch'])
+    self.learn.start_epoch = st['epoch'] + 1
+    self.learn.log_line(f"resumed from {f} after epoch {st['epoch'] + 1}")

@@ -68,8 +68,9 @@ def check_encoding(name:str, what:str='--encoding') -> str:
     "`name` if Python knows the text encoding, else a `ConfigError` saying what is expected"
     import codecs
     try: codecs.lookup(name)
-    except (LookupError, TypeError): raise ConfigError(f"{what}: unknown text encoding '{name}' (for example utf-8, "
-                                                       "latin-1, cp1252, utf-16)") from None
+    except (LookupError, TypeError):
+        raise ConfigError(f"{what}: unknown text encoding '{name}' (for example utf-8, latin-1, cp1252, "
+                          "utf-16)") from None
     return name
 
 # %% ../nbs/00_core.ipynb #80199afa
@@ -92,16 +93,16 @@ def fast_bf16() -> bool:
     return any(getattr(cpu, f, lambda: False)() for f in ('_is_amx_tile_supported', '_is_avx512_bf16_supported'))
 
 def machine_features() -> str:
-    ("What decides speed here, in one line: the device, its cores and the CPU features torch found, and the precision "
-     "'auto' picks")
+    ("What decides speed here, in one line: the device, its cores and the CPU features torch found, "
+     "and the precision 'auto' picks")
     if torch.cuda.is_available(): dev = f"{torch.cuda.get_device_name()} (CUDA)"
     else:
         name = next((l.split(':', 1)[1].strip() for l in (Path('/proc/cpuinfo').read_text().splitlines()
                      if Path('/proc/cpuinfo').exists() else []) if l.startswith('model name')), None) or 'CPU'
         cpu, found = torch.cpu, []
         for f, label in (('_is_avx2_supported', 'AVX2'), ('_is_avx512_supported', 'AVX-512'),
-                         ('_is_vnni_supported', 'VNNI'),
-                         ('_is_avx512_bf16_supported', 'AVX512-BF16'), ('_is_amx_tile_supported', 'AMX')):
+                         ('_is_vnni_supported', 'VNNI'), ('_is_avx512_bf16_supported', 'AVX512-BF16'),
+                         ('_is_amx_tile_supported', 'AMX')):
             if getattr(cpu, f, lambda: False)(): found.append(label)
         dev = f"{name}, {torch.get_num_threads()} threads, {' '.join(found) or 'no vector extensions found'}"
     return f"{dev}; precision 'auto' is {'bf16 (native here)' if fast_bf16() else 'fp32 (bf16 is not native here)'}"
@@ -111,6 +112,7 @@ def set_threads(n:int|None=None): # threads for torch's CPU kernels; `None` keep
     if n is not None: torch.set_num_threads(int(n))
     return torch.get_num_threads()
 
+# %% ../nbs/00_core.ipynb #eeb14911
 PRECISIONS = ('auto', 'bf16', 'no')
 
 def resolve_precision(precision:str='auto') -> str: # 'auto', 'bf16' or 'no' (fp32)
@@ -131,8 +133,8 @@ def inference(precision:str='auto', # 'auto' (bf16 where native), 'bf16' or 'no'
 # %% ../nbs/00_core.ipynb #c0e1a003
 @contextmanager
 def quiet_transformers():
-    ("Silence the load reports and progress bars of `transformers` and `datasets` inside the block, and peft's "
-     "deprecation notices")
+    ("Silence the load reports and progress bars of `transformers` and `datasets` inside the block, "
+     "and peft's deprecation notices")
     from transformers.utils import logging as hf_logging
     from datasets.utils import logging as ds_logging
     level, bars, ds_bars = (hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled(),
@@ -165,6 +167,7 @@ def named_errors(path:str|Path):
             if re.search(pattern, str(e)): raise OSError(code, os.strerror(code), str(path)) from e
         raise
 
+# %% ../nbs/00_core.ipynb #ab115daf
 @contextmanager
 def atomic_write(path:str|Path, mode:str='w', **kwargs):
     "Open a temporary file next to `path` and move it onto `path` only if the block succeeds"
@@ -177,6 +180,7 @@ def atomic_write(path:str|Path, mode:str='w', **kwargs):
     except BaseException:
         Path(tmp).unlink(missing_ok=True); raise
 
+# %% ../nbs/00_core.ipynb #e76143e6
 def exchange(a:str|Path, b:str|Path) -> bool:
     "Swap paths `a` and `b` in one step (Linux `renameat2(RENAME_EXCHANGE)`); False where the system cannot"
     import ctypes
@@ -193,9 +197,10 @@ def _umask() -> int:
     try: return next(int(l.split()[1], 8) for l in open('/proc/self/status') if l.startswith('Umask:'))
     except (OSError, StopIteration): m = os.umask(0o22); os.umask(m); return m
 
+# %% ../nbs/00_core.ipynb #10c5acfb
 def check_replaceable(path:str|Path, expect:str|tuple=()):
-    ("Refuse to replace `path` unless it is missing, an empty folder, or a folder holding one of `expect` (what its "
-     "writer writes)")
+    ("Refuse to replace `path` unless it is missing, an empty folder, or a folder holding one of `expect` "
+     "(what its writer writes)")
     path, expect = Path(path), (expect,) if isinstance(expect, str) else tuple(expect)
     if not path.exists() and not path.is_symlink(): return
     if not path.is_dir() or path.is_symlink():
@@ -206,6 +211,7 @@ def check_replaceable(path:str|Path, expect:str|tuple=()):
     raise OutputError(f"{path}: holds {shown}, not what is saved here (no {' or '.join(expect) or 'earlier save'}); "
                       f"nothing was replaced: choose a new or empty folder")
 
+# %% ../nbs/00_core.ipynb #0f85da93
 @contextmanager
 def atomic_dir(path:str|Path,              # the folder to write
                expect:str|tuple=()):       # what this writer's folder holds (`agent.json`): only such a one is replaced
@@ -230,12 +236,13 @@ def atomic_dir(path:str|Path,              # the folder to write
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True); raise
 
+# %% ../nbs/00_core.ipynb #30d5b575
 def _lock_file(path:Path) -> Path: return path.with_name(f'.{path.name}.lock')
 
 @contextmanager
 def write_lock(path:str|Path, what:str='--out'):
-    ("Hold the only right to write `path` inside the block; a second writer is refused at once, naming the "
-     "first's process")
+    ("Hold the only right to write `path` inside the block; a second writer is refused at once, "
+     "naming the first's process")
     import fcntl
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
     lock = _lock_file(path)
@@ -256,6 +263,7 @@ def write_lock(path:str|Path, what:str='--out'):
     finally:
         lock.unlink(missing_ok=True); os.close(fd)
 
+# %% ../nbs/00_core.ipynb #5d914c69
 def check_writable(path:str|Path, need_mb:float=64):
     "Refuse, before any work, a destination whose folder cannot be written or has less than `need_mb` MB free"
     path = Path(path); parent = path if path.is_dir() else path.parent
@@ -268,6 +276,7 @@ def check_writable(path:str|Path, need_mb:float=64):
     if free < need_mb:
         raise OutputError(f"{path}: only {free:.0f} MB free on its disk; a skill needs about {need_mb:.0f} MB")
 
+# %% ../nbs/00_core.ipynb #1602b80d
 def save_json(obj, path:str|Path):
     "Write `obj` as indented JSON to `path`, atomically"
     with atomic_write(path) as f: json.dump(obj, f, indent=2, default=float)

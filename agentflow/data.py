@@ -28,8 +28,8 @@ def to_iob2(tags:list[str],   # the tags of one sentence, in IOB1, IOB2, BIOES o
         m = _TAG_RE.match(tag)
         if m is None:
             loc = f"{locs[i]}: " if locs else ''
-            raise DataError(f"{loc}tag '{tag}' is not in a known scheme: expected O or B-, I-, E-, S- (IOB1, IOB2, "
-                            "BIOES) followed by a type")
+            raise DataError(f"{loc}tag '{tag}' is not in a known scheme: "
+                            "expected O or B-, I-, E-, S- (IOB1, IOB2, BIOES) followed by a type")
         prefix, typ = m.groups()
         if prefix is None: out.append('O'); prev_type = None; continue
         if prefix in 'SU': prefix = 'B'
@@ -48,8 +48,8 @@ def _read_lines(path:Path, encoding:str):
         try: yield i, raw.decode(encoding)
         except UnicodeDecodeError as e:
             raise DataError(f"{where(path, i)}: not valid {encoding} text (byte 0x{raw[e.start]:02x} at column "
-                            f"{e.start+1}); pass the file's encoding (for example encoding='latin-1', "
-                            "or --encoding latin-1)") from None
+                            f"{e.start+1}); pass the file's encoding "
+                            "(for example encoding='latin-1', or --encoding latin-1)") from None
 
 def _check_file(path) -> Path:
     path = Path(path)
@@ -77,13 +77,13 @@ def read_conll(path:str|Path,           # a CoNLL file: one token per line, blan
         if not parts: flush(); continue
         if parts[0] == '-DOCSTART-': flush(); continue
         if len(parts) < need or len(parts) < 2:
-            raise DataError(f"{where(path, i)}: expected at least {max(need, 2)} columns (token and tag, "
-                            f"columns={tuple(columns)}), "
-                            f"found {len(parts)}: {line.strip()!r}")
+            raise DataError(f"{where(path, i)}: expected at least {max(need, 2)} columns "
+                            f"(token and tag, columns={tuple(columns)}), found {len(parts)}: {line.strip()!r}")
         toks.append(parts[tok_col]); tags.append(parts[tag_col]); locs.append(where(path, i))
     flush()
-    if not sents: raise DataError(f"{path}: no sentences found (expected one 'token tag' per line, blank lines between "
-                                  "sentences)")
+    if not sents:
+        raise DataError(f"{path}: no sentences found "
+                        "(expected one 'token tag' per line, blank lines between sentences)")
     return Dataset.from_list(sents)
 
 # %% ../nbs/01_data.ipynb #da7a0002
@@ -115,10 +115,11 @@ def _read_text(path:Path, encoding:str) -> str:
                         f"pass the file's encoding (for example encoding='latin-1', or --encoding latin-1)") from None
     text = text.removeprefix('\ufeff')
     if '\x00' in text:
-        raise DataError(f"{where(path, text.count(chr(10), 0, text.index(chr(0))) + 1)}: holds a NUL byte, which no "
-                        f"text table has (a binary file, or UTF-16 text read as {encoding}?)")
+        raise DataError(f"{where(path, text.count(chr(10), 0, text.index(chr(0))) + 1)}: holds a NUL byte, "
+                        f"which no text table has (a binary file, or UTF-16 text read as {encoding}?)")
     return text
 
+# %% ../nbs/01_data.ipynb #bceee377
 def _unquote(row:list) -> list:
     "A TSV row's fields, a field written wholly in quotes unquoted (a quote anywhere else is a character of the text)"
     return [f[1:-1].replace('""', '"') if len(f) > 1 and f[0] == f[-1] == '"' else f for f in row]
@@ -129,6 +130,7 @@ class _Lines:
     def __iter__(self): return self
     def __next__(self): row = next(self.rows); self.line_num += 1; return row
 
+# %% ../nbs/01_data.ipynb #16389770
 def _table_rows(path:Path, encoding:str):
     "Yield `(line_number, row_dict)` from a CSV, TSV or JSON-lines file: strict quoting, one field per header column"
     suffix, text = path.suffix.lower(), _read_text(path, encoding)
@@ -152,22 +154,22 @@ def _table_rows(path:Path, encoding:str):
         header = next(reader, None)
         if header is None: return
         if dup := next((h for h in header if header.count(h) > 1), None):
-            raise DataError(f"{where(path, 1)}: the header names column '{dup}' twice, so which one is meant "
-                            "cannot be told")
+            raise DataError(f"{where(path, 1)}: the header names column '{dup}' twice, "
+                            "so which one is meant cannot be told")
         end = reader.line_num
         for row in reader:
             start, end = end + 1, reader.line_num
             if not any(c.strip() for c in row): continue
             if len(row) != len(header):
                 why = (f"an unquoted {'tab' if delim == chr(9) else 'comma'} inside a field? quote the field"
-                       if len(row) > len(header)
-                       else 'a field is missing')
+                       if len(row) > len(header) else 'a field is missing')
                 raise DataError(f"{where(path, start)}: {len(row)} fields where the header has {len(header)} ({why})")
             yield start, dict(zip(header, row))
     except csv.Error as e:
-        raise DataError(f"{where(path, end + 1)}: {e} (a quote opened here and never closed? a quote inside a "
-                        f"quoted field is written twice)") from None
+        raise DataError(f"{where(path, end + 1)}: {e} (a quote opened here and never closed? "
+                        "a quote inside a quoted field is written twice)") from None
 
+# %% ../nbs/01_data.ipynb #deea94fb
 def _kind(v) -> str:
     "The JSON type of `v`, in words"
     if isinstance(v, bool): return 'true/false'
@@ -182,6 +184,7 @@ def one_label(value) -> str:
         raise ValueError(f"expected one label, found {_kind(value)} (several labels per text: --task multilabel)")
     return str(value).strip()
 
+# %% ../nbs/01_data.ipynb #3a3ca530
 def read_table(path:str|Path,         # a `.csv`, `.tsv` or `.jsonl` file with a header (or JSON objects)
                text_col:str='text',   # the column holding the text
                label_col:str|None='label', # the column holding the label (`None` for unlabelled text)
@@ -194,8 +197,8 @@ def read_table(path:str|Path,         # a `.csv`, `.tsv` or `.jsonl` file with a
     for i, row in _table_rows(path, encoding):
         for col in (text_col, label_col):
             if col is not None and col not in row:
-                raise DataError(f"{where(path, i)}: no column '{col}' (the file has: "
-                                f"{', '.join(map(str, row.keys()))})")
+                raise DataError(f"{where(path, i)}: no column '{col}' "
+                                f"(the file has: {', '.join(map(str, row.keys()))})")
         text = row[text_col]
         if text is not None and not isinstance(text, str):
             raise DataError(f"{where(path, i, text_col)}: expected a string, found {_kind(text)}")

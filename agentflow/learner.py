@@ -52,17 +52,6 @@ class Learner:
         from agentflow.speed import speed_callbacks   # a later chapter that builds on this one, so imported when used
         return speed_callbacks(self.mixed_precision)
 
-    @property
-    def model(self):
-        ("The skill's model, without the `DistributedDataParallel` wrapper that several processes add (callbacks reach "
-         "inside it)")
-        m = self.skill.model
-        return m.module if isinstance(m, torch.nn.parallel.DistributedDataParallel) else m
-    @property
-    def task(self): return self.skill.task
-    @property
-    def device(self): return self.accelerator.device
-
     def add_cbs(self, cbs):
         "Attach callbacks, ordered by their `run_before`/`run_after`; each is also an attribute (`learn.save_best`)"
         for cb in cbs:
@@ -74,13 +63,30 @@ class Learner:
     def __call__(self, event_name:str):
         for cb in self.cbs: cb(event_name)
 
-    def autocast(self):
-        "The context the model runs in: `accelerate`'s autocast, unless a callback runs it in its own precision"
-        return contextlib.nullcontext() if self.own_precision else self.accelerator.autocast()
+# %% ../nbs/05a_learner.ipynb #90fef790
+@patch(as_prop=True)
+def model(self:Learner):
+    ("The skill's model, without the `DistributedDataParallel` wrapper that several processes add "
+     "(callbacks reach inside it)")
+    m = self.skill.model
+    return m.module if isinstance(m, torch.nn.parallel.DistributedDataParallel) else m
 
-    def loss_func(self, logits, labels):
-        "The task's loss; a callback may replace it (label smoothing, say)"
-        return self.task.loss(logits, labels)
+@patch(as_prop=True)
+def task(self:Learner): return self.skill.task
+
+@patch(as_prop=True)
+def device(self:Learner): return self.accelerator.device
+
+# %% ../nbs/05a_learner.ipynb #b058e5cf
+@patch
+def autocast(self:Learner):
+    "The context the model runs in: `accelerate`'s autocast, unless a callback runs it in its own precision"
+    return contextlib.nullcontext() if self.own_precision else self.accelerator.autocast()
+
+@patch
+def loss_func(self:Learner, logits, labels):
+    "The task's loss; a callback may replace it (label smoothing, say)"
+    return self.task.loss(logits, labels)
 
 # %% ../nbs/05a_learner.ipynb #d7853e21
 @patch
@@ -104,6 +110,7 @@ def one_batch(self:Learner, i:int, batch:dict):
     except CancelBatchException: self('after_cancel_batch')
     self('after_batch')
 
+# %% ../nbs/05a_learner.ipynb #31738420
 @patch
 def one_step(self:Learner):
     "The optimizer and schedule step; the gradients are cleared afterwards, also when the step is cancelled"
@@ -114,6 +121,7 @@ def one_step(self:Learner):
     self.opt.zero_grad(set_to_none=True)
     self('after_step')
 
+# %% ../nbs/05a_learner.ipynb #27d463c6
 @patch
 def one_epoch(self:Learner):
     "Train on every batch of `dls.train` once, then validate"
@@ -147,6 +155,7 @@ def prepared_model(self:Learner):
         for k in _PREPARED: model.__dict__.pop(k, None)
         model.__dict__.update(before)
 
+# %% ../nbs/05a_learner.ipynb #1466c4bc
 @patch
 def fit(self:Learner, n_epoch:int,             # the number of epochs
         lr:float|None=None,                    # peak learning rate (default: the learner's)
@@ -229,19 +238,21 @@ class Recorder(Callback):
         return {k: getattr(self, k) for k in ('history', 'losses', 'lrs', 'train_seconds', 'train_samples')}
     def load_state(self, state:dict): self.__dict__.update(state)
 
-    def plot_loss(self, ax=None):
-        "Plot the training loss per batch and the validation loss per epoch"
-        import matplotlib.pyplot as plt
-        if ax is None: _, ax = plt.subplots(figsize=(6, 3.5))
-        ax.plot(self.losses, alpha=0.35, label='train (batch)')
-        if len(self.losses) > 10:
-            k = max(len(self.losses) // 30, 2)
-            ax.plot(np.arange(k - 1, len(self.losses)), np.convolve(self.losses, np.ones(k) / k, 'valid'),
-                    label='train (smoothed)')
-        n_iter = len(self.losses) / max(len(self.history), 1)
-        ax.plot([(i + 1) * n_iter for i in range(len(self.history))], self.values('valid_loss'), 'o-', label='valid')
-        ax.set_xlabel('batch'); ax.set_ylabel('loss'); ax.legend()
-        return ax
+# %% ../nbs/05a_learner.ipynb #2f832e02
+@patch
+def plot_loss(self:Recorder, ax=None):
+    "Plot the training loss per batch and the validation loss per epoch"
+    import matplotlib.pyplot as plt
+    if ax is None: _, ax = plt.subplots(figsize=(6, 3.5))
+    ax.plot(self.losses, alpha=0.35, label='train (batch)')
+    if len(self.losses) > 10:
+        k = max(len(self.losses) // 30, 2)
+        ax.plot(np.arange(k - 1, len(self.losses)), np.convolve(self.losses, np.ones(k) / k, 'valid'),
+                label='train (smoothed)')
+    n_iter = len(self.losses) / max(len(self.history), 1)
+    ax.plot([(i + 1) * n_iter for i in range(len(self.history))], self.values('valid_loss'), 'o-', label='valid')
+    ax.set_xlabel('batch'); ax.set_ylabel('loss'); ax.legend()
+    return ax
 
 # %% ../nbs/05a_learner.ipynb #d90708e0
 class ProgressBar(Callback):
@@ -259,8 +270,8 @@ class ProgressBar(Callback):
     def after_epoch(self):
         self.bar.close()
         row = self.learn.recorder.history[-1]
-        self.learn.log_line('  '.join([f"epoch {row['epoch'] + 1}/{self.learn.n_epoch}"] +
-                           [f'{k} {v:.4f}' for k, v in row.items() if k not in ('epoch', 'time')]
+        self.learn.log_line('  '.join([f"epoch {row['epoch'] + 1}/{self.learn.n_epoch}"]
+                                      + [f'{k} {v:.4f}' for k, v in row.items() if k not in ('epoch', 'time')]
                                       + [f"{row['time']:.1f}s"]))
 
 @patch
@@ -286,10 +297,9 @@ class FiniteLoss(Callback):
     def after_train(self):
         if self.first is not None and (i := int(self.first)) >= 0: self._stop(i, float('nan'))
     def _stop(self, i:int, loss):
-        raise TrainingError(f"epoch {self.learn.epoch + 1}, batch {i + 1}: the training loss is {float(loss)}, no "
-                            "longer a number; "
-                            f"nothing was saved (lower the learning rate, now {self.learn.lr:g}, or look at that "
-                            "batch's examples)")
+        raise TrainingError(f"epoch {self.learn.epoch + 1}, batch {i + 1}: the training loss is {float(loss)}, "
+                            f"no longer a number; nothing was saved (lower the learning rate, now {self.learn.lr:g}, "
+                            "or look at that batch's examples)")
 
 # %% ../nbs/05a_learner.ipynb #045b54b2
 def param_groups(model, lr:float, wd:float=0.01, head_lr_mult:float=10.) -> list[dict]:

@@ -48,6 +48,7 @@ _WHOLE = regex.compile(rf"""^(?:
 _OPEN, _CLOSE = '([{"“‘«¿¡', '.,;:!?)]}"”’»…'
 _EMOJI = regex.compile(r'\p{Extended_Pictographic}|\p{Regional_Indicator}')
 
+# %% ../nbs/02_processors.ipynb #f24c0d41
 def _peel(chunk:str) -> list[str]:
     "Opening punctuation off the front of a chunk, closing punctuation and emoji off its back; the rest is one word"
     head, tail = [], []
@@ -66,8 +67,8 @@ def _peel(chunk:str) -> list[str]:
     return head + ([chunk] if chunk else []) + tail
 
 def split_words(text:str) -> tuple[list[str], list[tuple[int, int]]]:
-    ("Split raw `text` into words as NER corpora do (whitespace, then punctuation stuck to words), with "
-     "character offsets")
+    ("Split raw `text` into words as NER corpora do "
+     "(whitespace, then punctuation stuck to words), with character offsets")
     words, spans = [], []
     for m in regex.finditer(r'\S+', text):
         pos = m.start()

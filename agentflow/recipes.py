@@ -7,6 +7,7 @@ from __future__ import annotations
 import html, inspect, shutil
 import numpy as np
 from dataclasses import dataclass, field
+from fastcore.basics import patch
 from pathlib import Path
 from datasets import Dataset, DatasetDict
 from .core import *
@@ -35,6 +36,7 @@ def _flag(default=None, **cli):
      "`choices`, `required` or `metavar`, and `also`, switches that set it ({flag: value})")
     return field(default=default, metadata=dict(cli=cli))
 
+# %% ../nbs/10_recipes.ipynb #c27615c9
 @dataclass
 class TrainConfig:
     "Every setting of `train_skill`, checked when the config is made"
@@ -72,10 +74,10 @@ class TrainConfig:
 
     def __post_init__(self):
         if self.train is None: _bad('train', 'give a training file (or a DatasetDict)')
-        if self.task not in Task.registry: _bad('task', f"unknown task '{self.task}': expected one of "
-                                                        f"{', '.join(Task.registry)}")
-        if self.peft not in PEFT_METHODS: _bad('peft', f"unknown adapter '{self.peft}': expected one of "
-                                                       f"{', '.join(PEFT_METHODS)}")
+        if self.task not in Task.registry:
+            _bad('task', f"unknown task '{self.task}': expected one of {', '.join(Task.registry)}")
+        if self.peft not in PEFT_METHODS:
+            _bad('peft', f"unknown adapter '{self.peft}': expected one of {', '.join(PEFT_METHODS)}")
         if not (self.train_layers in ('all', 'head')
                 or (isinstance(self.train_layers, int) and self.train_layers >= 0)):
             _bad('train_layers', f"expected 'all', 'head' or a number of layers, not {self.train_layers!r}")
@@ -83,8 +85,8 @@ class TrainConfig:
             if not isinstance(getattr(self, name), int) or getattr(self, name) < low:
                 why = ' (long texts become windows that share 32 pieces)' if name == 'max_length' else ''
                 _bad(name, f"must be a whole number of at least {low}{why}, not {getattr(self, name)!r}")
-        if self.max_train is not None and self.max_train < 1: _bad('max_train',
-                                                                   f"must be at least 1, not {self.max_train}")
+        if self.max_train is not None and self.max_train < 1:
+            _bad('max_train', f"must be at least 1, not {self.max_train}")
         for name in ('alpha', 'head_lr_mult') + (('lr',) if self.lr is not None else ()):
             if not getattr(self, name) > 0: _bad(name, f"must be positive, not {getattr(self, name)}")
         if not 0 <= self.warmup < 1: _bad('warmup', f"must be in [0, 1), not {self.warmup}")
@@ -103,30 +105,34 @@ class TrainConfig:
         try: cls(['x'], **self.task_args)               # the task's own checks of its settings' values
         except ConfigError as e: _bad('task_args', str(e))
 
-    def robust_callbacks(self) -> list:
-        "The adversarial and regularisation callbacks these settings ask for"
-        return robust_callbacks(self.adv, self.adv_eps, self.pgd_alpha, self.pgd_steps, self.rdrop,
-                                self.label_smoothing)
+# %% ../nbs/10_recipes.ipynb #54005d56
+@patch
+def robust_callbacks(self:TrainConfig) -> list:
+    "The adversarial and regularisation callbacks these settings ask for"
+    return robust_callbacks(self.adv, self.adv_eps, self.pgd_alpha, self.pgd_steps, self.rdrop,
+                            self.label_smoothing)
 
-    @property
-    def peak_lr(self) -> float: return self.lr or default_lr(self.peft)
+@patch(as_prop=True)
+def peak_lr(self:TrainConfig) -> float: return self.lr or default_lr(self.peft)
 
-    def read_file(self, path:str|Path) -> Dataset:
-        "Read one more file of this task's format with these settings' reader arguments (an evaluation file, say)"
-        return Task.registry[self.task].read(path, encoding=self.encoding, **self.read)
+@patch
+def read_file(self:TrainConfig, path:str|Path) -> Dataset:
+    "Read one more file of this task's format with these settings' reader arguments (an evaluation file, say)"
+    return Task.registry[self.task].read(path, encoding=self.encoding, **self.read)
 
 # %% ../nbs/10_recipes.ipynb #7ec1000e
 def new_skill(cfg:TrainConfig, task:Task) -> Skill:
     "A new skill for `task` with the config's backbone, adapter, layers, window and seed"
     kw = dict(r=cfg.r, alpha=cfg.alpha) if cfg.peft == 'lora' else {}
-    return Skill.new(task, cfg.model, peft=cfg.peft, train=cfg.train_layers, max_length=cfg.max_length, seed=cfg.seed,
-                     **kw)
+    return Skill.new(task, cfg.model, peft=cfg.peft, train=cfg.train_layers, max_length=cfg.max_length,
+                     seed=cfg.seed, **kw)
 
 def make_learner(cfg:TrainConfig, skill:Skill, dls, cbs:list, path=None, quiet:bool=False, log=print) -> Learner:
     "The recipe's `Learner`: the config's learning rate, warm-up, head rate and precision, with callbacks `cbs`"
     return Learner(skill, dls, lr=cfg.peak_lr, warmup=cfg.warmup, head_lr_mult=cfg.head_lr_mult,
                    mixed_precision=resolve_precision(cfg.precision), path=path, quiet=quiet, log=log, cbs=cbs)
 
+# %% ../nbs/10_recipes.ipynb #7a0ee7dc
 # what only a skill or an interrupted run of ours holds
 OURS = (SKILL_FILE, 'checkpoints/last.safetensors', 'checkpoints/best.safetensors')
 
@@ -135,6 +141,7 @@ def check_out(out:Path):
     try: check_replaceable(out, OURS)
     except OutputError: raise ConfigError(f"{out}: exists and is not a skill folder; choose a new --out") from None
 
+# %% ../nbs/10_recipes.ipynb #087f6666
 def skill_report(skill:Skill, metrics:dict, recorder, preds:list[dict]) -> str:
     "The HTML report of a trained skill: summary, loss curve, scores and example predictions"
     import matplotlib.pyplot as plt
@@ -152,6 +159,7 @@ def domain_sample(task:Task, ds, n:int=1000, seed:int=0) -> list[str]:
     idx = np.random.default_rng(seed).permutation(len(ds))[:n]
     return [task.text_of(ds[int(i)]) for i in sorted(idx)]
 
+# %% ../nbs/10_recipes.ipynb #ec444400
 def _train(cfg:TrainConfig, out:Path, log, cbs) -> dict:
     "`train_skill`'s work, inside its lock on `out`"
     robust = cfg.robust_callbacks()
@@ -174,20 +182,19 @@ def _train(cfg:TrainConfig, out:Path, log, cbs) -> dict:
     log(f"model: {skill}")
     dls = skill.dataloaders(dsd, bs=cfg.bs, seed=cfg.seed)
     set_seed(cfg.seed)
-    learn = make_learner(cfg, skill, dls, [GradientClip(1.0), EarlyStopping(patience=cfg.patience), SaveBest(),
-                                           Checkpoint()] + robust + list(cbs),
-                         path=out/'checkpoints', log=log)
+    learn = make_learner(cfg, skill, dls,
+                         [GradientClip(1.0), EarlyStopping(patience=cfg.patience), SaveBest(), Checkpoint()]
+                         + robust + list(cbs), path=out/'checkpoints', log=log)
     learn.fit(cfg.epochs, resume=cfg.resume)
     metrics = dict(valid=learn.evaluate('valid'))
     if 'test' in dsd: metrics['test'] = learn.evaluate('test')
     rec = learn.recorder
     metrics['train'] = dict(seconds=rec.train_seconds, samples_per_s=rec.samples_per_s, samples=rec.train_samples,
                             epochs=len(rec.history), lr=cfg.peak_lr, head_lr_mult=cfg.head_lr_mult, peft=cfg.peft,
-                            split=split_note,
-                            params=param_report(skill.model),
+                            split=split_note, params=param_report(skill.model),
                             robust=dict(adv=cfg.adv, adv_eps=cfg.adv_eps, pgd_alpha=cfg.pgd_alpha,
-                                        pgd_steps=cfg.pgd_steps,
-                                        rdrop=cfg.rdrop, label_smoothing=cfg.label_smoothing) if robust else None,
+                                        pgd_steps=cfg.pgd_steps, rdrop=cfg.rdrop,
+                                        label_smoothing=cfg.label_smoothing) if robust else None,
                             history=rec.history)
     examples = task.examples_of(dsd['test' if 'test' in dsd else 'valid'], cfg.report_examples)
     if process_rank() > 0: learn.accelerator.wait_for_everyone(); return metrics
@@ -199,12 +206,13 @@ def _train(cfg:TrainConfig, out:Path, log, cbs) -> dict:
     learn.accelerator.wait_for_everyone()
     return metrics
 
+# %% ../nbs/10_recipes.ipynb #e8869746
 def train_skill(cfg:TrainConfig,   # what to train, on which files, and how
                 log=print,          # where progress lines go
                 cbs:list=()         # more callbacks for the `Learner` (a search's pruning, say)
                ) -> dict:          # what metrics.json holds: valid (and test) scores, and the training run
-    ("Fine-tune a skill on files and save it with `metrics.json`, `report.html` and `texts.json` (`domain_sample`) in "
-     "`cfg.out`")
+    ("Fine-tune a skill on files and save it "
+     "with `metrics.json`, `report.html` and `texts.json` (`domain_sample`) in `cfg.out`")
     if cfg.out is None: _bad('out', 'give the folder to write the skill into')
     out = Path(cfg.out)
     if cfg.resume: check_checkpoints(out/'checkpoints')   # first: a pickled checkpoint is named, not just an odd folder
@@ -219,7 +227,6 @@ def train_skill(cfg:TrainConfig,   # what to train, on which files, and how
             if ck.is_dir() and not (ck/'last.safetensors').exists(): shutil.rmtree(ck, ignore_errors=True)
             if out.is_dir() and not any(out.iterdir()): out.rmdir()
             raise
-
 
 # %% ../nbs/10_recipes.ipynb #7ec10015
 DEMO = dict(quick=dict(epochs=5, lr=1e-3), full=dict(epochs=12, lr=1e-3))

@@ -32,34 +32,6 @@ class Skill:
                  read:dict|None=None):   # how training files were read (reader settings): the default for later files
         store_attr(); self.info, self.read = info or {}, dict(read or {})
 
-    @classmethod
-    def new(cls, task:Task,               # the task: labels, head, loss, metric
-            backbone:str|None=None,       # a Hugging Face name or folder; default: the shipped MiniLM
-            peft:str='lora',              # 'lora', 'ia3', 'prompt' or 'none'
-            train='all',                  # without peft: 'all', 'head' or the number of top layers to train
-            max_length:int=128,           # the longest window fed to the model
-            seed:int=42,                  # seed for the head's initialisation
-            **kwargs                      # passed to `peft_config` (r, alpha, dropout, target_modules, n_virtual)
-           ) -> Skill:
-        "A new skill: `backbone` with a fresh head and, unless `peft='none'`, a fresh adapter"
-        backbone = backbone or default_backbone()
-        if peft not in PEFT_METHODS:
-            raise ConfigError(f"unknown adapter '{peft}': expected one of {', '.join(PEFT_METHODS)}")
-        set_seed(seed)
-        check_model_path(backbone)
-        tokenizer = load_tokenizer(backbone)
-        model = task.head(backbone)
-        limit = max_positions(model.config, tokenizer)
-        if limit and max_length > limit:
-            raise ConfigError(f"max_length {max_length} is more than the backbone takes ({limit} positions; longer "
-                              f"texts are cut into overlapping windows anyway)")
-        if peft == 'none': freeze(model, train)
-        else:
-            with warnings.catch_warnings():
-                warnings.simplefilter('ignore', FutureWarning)  # peft calls a transformers method deprecated in v5
-                model = get_peft_model(model, peft_config(peft, task, **kwargs))
-        return cls(task, model, tokenizer, backbone, peft, max_length, dict(train=train, **kwargs))
-
     def __repr__(self):
         r = param_report(self.model)
         if r['trainable']:
@@ -73,6 +45,35 @@ class Skill:
     def dataloaders(self, dsd, bs:int=16, **kwargs) -> DataLoaders:
         "The task's `DataLoaders` for `dsd`, with this skill's tokenizer and `max_length`"
         return self.task.dataloaders(dsd, self.tokenizer, bs=bs, max_length=self.max_length, **kwargs)
+
+# %% ../nbs/04a_skill.ipynb #a5856901
+@patch(cls_method=True)
+def new(cls:Skill, task:Task,         # the task: labels, head, loss, metric
+        backbone:str|None=None,       # a Hugging Face name or folder; default: the shipped MiniLM
+        peft:str='lora',              # 'lora', 'ia3', 'prompt' or 'none'
+        train='all',                  # without peft: 'all', 'head' or the number of top layers to train
+        max_length:int=128,           # the longest window fed to the model
+        seed:int=42,                  # seed for the head's initialisation
+        **kwargs                      # passed to `peft_config` (r, alpha, dropout, target_modules, n_virtual)
+       ) -> Skill:
+    "A new skill: `backbone` with a fresh head and, unless `peft='none'`, a fresh adapter"
+    backbone = backbone or default_backbone()
+    if peft not in PEFT_METHODS:
+        raise ConfigError(f"unknown adapter '{peft}': expected one of {', '.join(PEFT_METHODS)}")
+    set_seed(seed)
+    check_model_path(backbone)
+    tokenizer = load_tokenizer(backbone)
+    model = task.head(backbone)
+    limit = max_positions(model.config, tokenizer)
+    if limit and max_length > limit:
+        raise ConfigError(f"max_length {max_length} is more than the backbone takes ({limit} positions; longer "
+                          f"texts are cut into overlapping windows anyway)")
+    if peft == 'none': freeze(model, train)
+    else:
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore', FutureWarning)  # peft calls a transformers method deprecated in v5
+            model = get_peft_model(model, peft_config(peft, task, **kwargs))
+    return cls(task, model, tokenizer, backbone, peft, max_length, dict(train=train, **kwargs))
 
 # %% ../nbs/04a_skill.ipynb #e964a364
 def check_model_path(name_or_path:str):
@@ -129,6 +130,7 @@ def save(self:Skill, path:str|Path) -> Path:
     with atomic_dir(path, expect=SKILL_FILE) as tmp: self.write(tmp, name=path)
     return Path(path)
 
+# %% ../nbs/04a_skill.ipynb #5358ec6d
 def _resolve_backbone(name:str) -> str:
     return default_backbone() if name == 'default' else name
 
@@ -142,6 +144,7 @@ def skill_files(meta:dict) -> tuple[str, ...]:
                                                                                    'adapter_model.safetensors')
     return (SKILL_FILE, 'tokenizer_config.json', 'tokenizer.json') + weights
 
+# %% ../nbs/04a_skill.ipynb #9fae7484
 def check_skill(path:str|Path) -> dict:
     "The checked `skill.json` of skill folder `path`: every field and every file it needs, before anything is built"
     path = Path(path); f = path/SKILL_FILE
@@ -190,9 +193,10 @@ def check_skill(path:str|Path) -> dict:
                                                 f"({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
     return meta
 
+# %% ../nbs/04a_skill.ipynb #31db7e72
 def _backbone_of(meta:dict, path:Path, file:str=SKILL_FILE) -> tuple[str, str]:
-    ("The backbone as `path/file` (a skill's or an agent's) names it, and the local folder to load it from (the "
-     "cache's copy of a Hub name)")
+    ("The backbone as `path/file` (a skill's or an agent's) names it, and the local folder to load it from "
+     "(the cache's copy of a Hub name)")
     b = meta['backbone']
     if b == 'default': return default_backbone(), default_backbone()
     for p in (path/b, Path(b).expanduser()):                       # relative to the skill, or as written
@@ -201,6 +205,7 @@ def _backbone_of(meta:dict, path:Path, file:str=SKILL_FILE) -> tuple[str, str]:
         raise ModelError(f"{path/file}: backbone folder '{b}' does not exist here (copy it there, or edit 'backbone')")
     return b, local_model(b, f"{path/file}: backbone")
 
+# %% ../nbs/04a_skill.ipynb #6b9b18f3
 @patch(cls_method=True)
 def load(cls:Skill, path:str|Path) -> Skill:
     "Load a skill saved by `Skill.save`, from local files only (a missing backbone is never downloaded)"
@@ -236,8 +241,8 @@ def run_batches(model,                   # its mode is restored afterwards
                 dl,                      # batches: dicts of tensors
                 step,                    # called with each batch, on the model's device
                 precision:str='auto'):   # 'auto' (`resolve_precision`: bf16 where native), 'bf16' or 'no' (fp32)
-    ("The one inference loop: `model` in eval mode, every batch of `dl` moved to its device and handed to `step` under "
-     "`inference`")
+    ("The one inference loop: `model` in eval mode, every batch of `dl` moved to its device "
+     "and handed to `step` under `inference`")
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
@@ -277,28 +282,30 @@ def evaluate(self:Skill, ds, bs:int=64,
     "Score a labelled `Dataset` with the task's metric"
     return self.task.score(self.outputs(ds, bs, precision), ds)
 
+# %% ../nbs/04a_skill.ipynb #562bf658
 def check_texts(texts:list,                         # texts (or lists of words, or records) about to be predicted
                 name=lambda i: f"text {i + 1}"):    # how an error names text i (the server: `texts[i]`)
-    ("Refuse an empty or whitespace-only text, naming it (there is nothing to predict, and any answer would be a "
-     "guess), and one that is not valid Unicode")
+    ("Refuse an empty or whitespace-only text, naming it "
+     "(there is nothing to predict, and any answer would be a guess), and one that is not valid Unicode")
     for i, t in enumerate(texts):
         if isinstance(t, str):          # bytes that were not UTF-8 arrive as lone surrogates, which no tokenizer takes
             try: t.encode('utf-8')
             except UnicodeEncodeError as e:
                 raise DataError(f"{name(i)}: not valid Unicode (a lone surrogate {t[e.start]!r} "
                                 f"at character {e.start})") from None
-        if (isinstance(t, str) and not t.strip()) or (isinstance(t, (list, tuple))
-                                                      and not [w for w in t if str(w).strip()]):
+        if ((isinstance(t, str) and not t.strip())
+                or (isinstance(t, (list, tuple)) and not [w for w in t if str(w).strip()])):
             raise DataError(f"{name(i)}: empty, nothing to predict (a text needs at least one word)")
 
+# %% ../nbs/04a_skill.ipynb #d8c04a79
 @patch
 def predict(self:Skill, texts:str|dict|list, # a text or a list (token tasks: also lists of words; multimodal: records)
             bs:int=32,                       # batch size
             precision:str='auto',            # 'auto' (bf16 where native), 'bf16' (autocast) or 'no' (fp32)
             pretokenized:bool=False          # token tasks: the texts' words are whitespace-separated; keep them
            ) -> list[dict]:
-    ("Predict raw texts: the task's answer for each (entities with offsets and every word's tag; labels with "
-     "probabilities)")
+    ("Predict raw texts: the task's answer for each "
+     "(entities with offsets and every word's tag; labels with probabilities)")
     if isinstance(texts, (str, dict)): texts = [texts]
     if not len(texts): return []                 # nothing to tokenise
     check_texts(texts)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import math, re, functools
 import numpy as np
 import torch, torch.nn.functional as F
+from fastcore.basics import patch
 from peft.tuners.lora.layer import Linear as LoraLinear
 from .core import *
 from .callback import *
@@ -44,6 +45,7 @@ def apply_dropout(x:torch.Tensor, p:float) -> torch.Tensor:
     # 1/(1-p) in x's dtype, as torch's dropout scales; autograd keeps the mask
     return x * keep_mask(x.shape, p, x.dtype, 1 / (1 - p))
 
+# %% ../nbs/05c_speed.ipynb #f72816e7
 class FastDropout(torch.nn.Module):
     "Dropout through `apply_dropout`: the same distribution as `nn.Dropout`, a fraction of its time on the CPU"
     def __init__(self, p:float=0.1):
@@ -92,6 +94,7 @@ class _EmbeddingRows(torch.autograd.Function):
         st.touched.append(rows)
         return None, None, None
 
+# %% ../nbs/05c_speed.ipynb #4b5343c4
 class _RowState:
     "An embedding's gradient buffer and, while `TrainedRows` holds only some rows in its weight, where the rest are"
     def __init__(self, emb):
@@ -109,6 +112,7 @@ class _RowState:
         out[held] = F.embedding(rows[held], w)
         return out
 
+# %% ../nbs/05c_speed.ipynb #9293ab6d
 def _row_grad_embeddings(model):
     "Give the input word embedding row gradients; return what gives it back its own forward"
     emb = model.get_input_embeddings()
@@ -131,8 +135,8 @@ def _tied(model, emb) -> bool:
     return out is not None and getattr(out, 'weight', None) is emb.weight
 
 class TrainedRows(Callback):
-    ("When the word embedding trains: during each epoch its weight holds only the training data's rows; the others "
-     "only decay")
+    ("When the word embedding trains: during each epoch its weight holds only the training data's rows; "
+     "the others only decay")
     run_before = ('Recorder', 'SaveBest', 'Checkpoint')   # the full table is back before anything reads or saves it
     on, pending = False, 1.
     def before_fit(self):
@@ -155,24 +159,33 @@ class TrainedRows(Callback):
         if st.emb.padding_idx is not None: st.pad = int(st.slot[st.emb.padding_idx])
         w.data = st.full[self.rows]                   # AdamW's moments, the gradient and its norm: these rows only
 
-    def before_step(self):                  # this step's decay, counted once the step is taken
-        if self.on: self.pending = 1 - self.group['lr'] * self.group['weight_decay']
+# %% ../nbs/05c_speed.ipynb #04e5ee04
+@patch
+def before_step(self:TrainedRows):   # this step's decay, counted once the step is taken
+    if self.on: self.pending = 1 - self.group['lr'] * self.group['weight_decay']
 
-    def after_cancel_step(self): self.pending = 1.
+@patch
+def after_cancel_step(self:TrainedRows): self.pending = 1.
 
-    def after_step(self):
-        if self.on: self.st.decay *= self.pending
-        self.pending = 1.
+@patch
+def after_step(self:TrainedRows):
+    if self.on: self.st.decay *= self.pending
+    self.pending = 1.
 
-    def after_train(self):
-        if not self.on or self.st.slot is None: return
-        st, w = self.st, self.st.emb.weight
-        w.grad = None
-        w.data = st.full.mul_(st.decay).index_copy_(0, self.rows, w.data)    # untouched rows: AdamW's decay alone
-        st.slot, st.full, st.decay, st.pad = None, None, 1., st.emb.padding_idx
+# %% ../nbs/05c_speed.ipynb #52af5ea0
+@patch
+def after_train(self:TrainedRows):
+    if not self.on or self.st.slot is None: return
+    st, w = self.st, self.st.emb.weight
+    w.grad = None
+    w.data = st.full.mul_(st.decay).index_copy_(0, self.rows, w.data)    # untouched rows: AdamW's decay alone
+    st.slot, st.full, st.decay, st.pad = None, None, 1., st.emb.padding_idx
 
-    def after_epoch(self): self.after_train()       # (after a cancelled epoch, `after_train` did not run)
-    def after_fit(self): self.after_train()
+@patch
+def after_epoch(self:TrainedRows): self.after_train()       # (after a cancelled epoch, `after_train` did not run)
+
+@patch
+def after_fit(self:TrainedRows): self.after_train()
 
 # %% ../nbs/05c_speed.ipynb #6497cd19
 _LORA_RE = re.compile(r'(^|\.)lora_[AB]\.[^.]+$')
@@ -183,11 +196,12 @@ def lora_and_head_only(model) -> bool:
     for n, mod in model.named_modules():
         own = list(mod.parameters(recurse=False))
         frozen |= any(not p.requires_grad for p in own)
-        if any(p.requires_grad for p in own) and not (isinstance(mod, torch.nn.Linear)
-                                                      and (_LORA_RE.search(n) or is_head(n))):
+        if (any(p.requires_grad for p in own)
+                and not (isinstance(mod, torch.nn.Linear) and (_LORA_RE.search(n) or is_head(n)))):
             return False
     return frozen
 
+# %% ../nbs/05c_speed.ipynb #0db2315d
 def _in_input_dtype(lin):
     "A forward for the linear layer `lin` that multiplies in its input's dtype, from its own (fp32) weights"
     def forward(x): return F.linear(x, lin.weight.to(x.dtype), None if lin.bias is None else lin.bias.to(x.dtype))
@@ -217,6 +231,7 @@ def lean_lora(mod):
                            alpha=s).view(out.shape)
     return forward
 
+# %% ../nbs/05c_speed.ipynb #a8c32abb
 _UNSET = object()
 def _put_back(obj, name:str, value):
     "Give `obj` back its own attribute `name` (`_UNSET`: it had none)"
@@ -226,6 +241,7 @@ def _put_back(obj, name:str, value):
 def _to_fp32(mod, args): return tuple(a.float() if torch.is_tensor(a) and a.is_floating_point() else a for a in args)
 def _to_bf16(mod, args, out): return out.to(torch.bfloat16)
 
+# %% ../nbs/05c_speed.ipynb #eae33509
 class BF16Body(Callback):
     "During a bf16 `fit` the body runs in bf16 without autocast where it can (LoRA, no PEFT), else under autocast"
     # fp32 masters first
@@ -234,8 +250,8 @@ class BF16Body(Callback):
     def before_fit(self):
         model, self.saved, self.undo, self.pairs = self.learn.model, {}, [], []
         self.mode = ('frozen' if lora_and_head_only(model) else      # frozen body: only LoRA matrices and heads train
-                     'masters' if not hasattr(model, 'peft_config') and self.learn.grad_accum == 1
-                     and process_count() == 1
+                     'masters' if (not hasattr(model, 'peft_config') and self.learn.grad_accum == 1
+                                   and process_count() == 1)
                      else 'autocast')   # (DDP's gradient buckets keep the dtype the weights had when it wrapped them)
         own = self.mode != 'autocast'
         for mod in model.modules():
@@ -247,46 +263,54 @@ class BF16Body(Callback):
                         if self.mode == 'masters' and p.requires_grad and not is_head(n) and p is not emb.weight]
         if own: self._own_precision(model, emb)
 
-    def _own_precision(self, model, emb):
-        for n, mod in model.named_modules():
-            if self.mode == 'frozen' and plain_lora(mod):               # peft's forward, minus its Python
-                mod.forward = lean_lora(mod); self.undo.append(lambda m=mod: delattr(m, 'forward'))
-            if hasattr(mod, '_cast_input_dtype'):                    # peft's tuner layers: keep their input in bf16
-                was = mod.__dict__.get('cast_input_dtype_enabled', _UNSET)   # peft sets it on each layer: put it back
-                mod.cast_input_dtype_enabled = False
-                self.undo.append(lambda m=mod, v=was: _put_back(m, 'cast_input_dtype_enabled', v))
-            if isinstance(mod, torch.nn.Linear) and any(p.requires_grad for p in mod.parameters()):
-                if is_head(n): self.undo.append(mod.register_forward_pre_hook(_to_fp32).remove)   # logits in fp32
-                elif self.mode == 'frozen':
-                    mod.forward = _in_input_dtype(mod); self.undo.append(lambda m=mod: delattr(m, 'forward'))
-        self.undo.append(emb.register_forward_hook(_to_bf16).remove)   # a word embedding that trains stays fp32
-        if hasattr(model, '_original_forward'):                       # the forward `accelerate` wrapped in autocast
-            wrapped, model.forward = model.forward, model._original_forward
-            self.undo.append(lambda: setattr(model, 'forward', wrapped))
-        self.learn.own_precision = True
+# %% ../nbs/05c_speed.ipynb #c708c33a
+@patch
+def _own_precision(self:BF16Body, model, emb):
+    for n, mod in model.named_modules():
+        if self.mode == 'frozen' and plain_lora(mod):               # peft's forward, minus its Python
+            mod.forward = lean_lora(mod); self.undo.append(lambda m=mod: delattr(m, 'forward'))
+        if hasattr(mod, '_cast_input_dtype'):                    # peft's tuner layers: keep their input in bf16
+            was = mod.__dict__.get('cast_input_dtype_enabled', _UNSET)   # peft sets it on each layer: put it back
+            mod.cast_input_dtype_enabled = False
+            self.undo.append(lambda m=mod, v=was: _put_back(m, 'cast_input_dtype_enabled', v))
+        if isinstance(mod, torch.nn.Linear) and any(p.requires_grad for p in mod.parameters()):
+            if is_head(n): self.undo.append(mod.register_forward_pre_hook(_to_fp32).remove)   # logits in fp32
+            elif self.mode == 'frozen':
+                mod.forward = _in_input_dtype(mod); self.undo.append(lambda m=mod: delattr(m, 'forward'))
+    self.undo.append(emb.register_forward_hook(_to_bf16).remove)   # a word embedding that trains stays fp32
+    if hasattr(model, '_original_forward'):                       # the forward `accelerate` wrapped in autocast
+        wrapped, model.forward = model.forward, model._original_forward
+        self.undo.append(lambda: setattr(model, 'forward', wrapped))
+    self.learn.own_precision = True
 
-    def before_epoch(self):                 # (parameter, fp32 master, bf16 copy, fp32 gradient buffer)
-        self.pairs = [(p, p.data, p.data.to(torch.bfloat16), torch.empty_like(p.data)) for p in self.trained]
-        for p, _, low, _ in self.pairs: p.data = low
+# %% ../nbs/05c_speed.ipynb #01e232f3
+@patch
+def before_epoch(self:BF16Body):   # (parameter, fp32 master, bf16 copy, fp32 gradient buffer)
+    self.pairs = [(p, p.data, p.data.to(torch.bfloat16), torch.empty_like(p.data)) for p in self.trained]
+    for p, _, low, _ in self.pairs: p.data = low
 
-    def before_step(self):                  # the optimizer steps the fp32 masters with the gradients in fp32
-        for p, master, _, buf in self.pairs:
-            g, p.grad = p.grad, None
-            p.data = master
-            if g is not None: p.grad = buf.copy_(g)
+@patch
+def before_step(self:BF16Body):   # the optimizer steps the fp32 masters with the gradients in fp32
+    for p, master, _, buf in self.pairs:
+        g, p.grad = p.grad, None
+        p.data = master
+        if g is not None: p.grad = buf.copy_(g)
 
-    def after_step(self):
-        for p, master, low, _ in self.pairs: p.data = low.copy_(master)
+@patch
+def after_step(self:BF16Body):
+    for p, master, low, _ in self.pairs: p.data = low.copy_(master)
 
-    def after_epoch(self):                  # the fp32 masters back before anything saves or restores weights
-        for p, master, _, _ in self.pairs: p.grad, p.data = None, master
-        self.pairs = []
+@patch
+def after_epoch(self:BF16Body):   # the fp32 masters back before anything saves or restores weights
+    for p, master, _, _ in self.pairs: p.grad, p.data = None, master
+    self.pairs = []
 
-    def after_fit(self):
-        self.after_epoch()
-        for p, data in self.saved.items(): p.data = data
-        for f in reversed(self.undo): f()
-        self.saved, self.undo, self.learn.own_precision = {}, [], False
+@patch
+def after_fit(self:BF16Body):
+    self.after_epoch()
+    for p, data in self.saved.items(): p.data = data
+    for f in reversed(self.undo): f()
+    self.saved, self.undo, self.learn.own_precision = {}, [], False
 
 # %% ../nbs/05c_speed.ipynb #e17f2ab6
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
@@ -294,8 +318,8 @@ from transformers.integrations.sdpa_attention import sdpa_attention_forward
 def train_attention(module, query, key, value, attention_mask, scaling=None, dropout=0., **kwargs):
     "SDPA, except while training with dropout: then softmax(QKᵀ·scale + mask), `keep_mask` dropout, times V"
     if not (module.training and dropout > 0) or getattr(module, 'is_causal', False) or key.shape[1] != query.shape[1]:
-        return sdpa_attention_forward(module, query, key, value, attention_mask, scaling=scaling, dropout=dropout,
-                                      **kwargs)
+        return sdpa_attention_forward(module, query, key, value, attention_mask, scaling=scaling,
+                                      dropout=dropout, **kwargs)
     scores = torch.matmul(query, key.transpose(2, 3)) * (scaling or query.shape[-1] ** -0.5)
     if attention_mask is not None:         # sdpa_mask gives True where a query may attend; an eager mask is additive
         scores = (scores.masked_fill(~attention_mask, torch.finfo(scores.dtype).min)
@@ -305,6 +329,7 @@ def train_attention(module, query, key, value, attention_mask, scaling=None, dro
     probs = apply_dropout(probs, dropout)
     return torch.matmul(probs, value).transpose(1, 2).contiguous(), probs
 
+# %% ../nbs/05c_speed.ipynb #d8d2d36a
 @functools.cache
 def register_attention():
     "Register `train_attention` with transformers as the attention 'agentflow' (once; nothing is registered at import)"
