@@ -107,6 +107,7 @@ def _explain_one(skill, text, max_evals, bs, output, why_not, precision, strict,
     e.prediction, e.targets = pred, targets
     return e
 
+# %% ../nbs/08_explain.ipynb #a4205baf
 def explain(skill:Skill,                # a trained skill
             texts:str|list,             # a text, or a list of texts
             max_evals:int=500,          # model evaluations per text (shap's default)
@@ -156,9 +157,9 @@ def text_html(e:shap.Explanation,   # the explanation of one text
         seg = str(seg); word, space = seg.rstrip(), seg[len(seg.rstrip()):]
         r, g, b = _RED if v > 0 else _BLUE
         deco = 'text-decoration:underline;text-decoration-thickness:2px;' if i in under else ''
-        spans.append(f'<span style="background:rgba({r},{g},{b},{abs(v) / scale:.2f});padding:1px '
-                     f'1px;border-radius:3px;{deco}"'
-                     f' title="{v:+.4f}">{html.escape(word)}</span>{html.escape(space) if space else ""}')
+        spans.append(f'<span style="background:rgba({r},{g},{b},{abs(v) / scale:.2f});padding:1px 1px;'
+                     f'border-radius:3px;{deco}" title="{v:+.4f}">{html.escape(word)}</span>'
+                     f'{html.escape(space) if space else ""}')
     base, fx = float(np.asarray(e.base_values)[j]), float(np.asarray(e.base_values)[j] + vals.sum())
     head = (f'<div style="font-size:0.85em;color:#555">{html.escape(str(e.output_names[j]))}: base value {base:.3f} '
             f'&rarr; output {fx:.3f}</div>')
@@ -207,8 +208,10 @@ def explanations_report(exps:list, title:str='agentflow explanations', **kwargs)
     "A self-contained HTML page with `explanation_html` for each explanation (None: a text without entities)"
     sections = []
     for i, e in enumerate(exps):
-        if e is None: sections.append((f'Text {i + 1}', '<p>Nothing to explain: the prediction has no outputs of its '
-                                                        'own (no entity).</p>')); continue
+        if e is None:
+            sections.append((f'Text {i + 1}', '<p>Nothing to explain: the prediction has no outputs of its own (no '
+                                              'entity).</p>'))
+            continue
         sections.append((f'Text {i + 1}', explanation_html(e, **kwargs)))
     return html_report(title, sections)
 

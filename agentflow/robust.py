@@ -74,6 +74,7 @@ def embedding_scale(e:torch.Tensor, mask:torch.Tensor|None=None) -> torch.Tensor
     if mask is not None and mask.shape == e.shape[:2]: e = e * mask[..., None].to(e.dtype)
     return example_norms(e.detach().float())
 
+# %% ../nbs/07_robust.ipynb #7e763b6e
 def collapsed(metrics:dict) -> str|None:
     ("What is wrong when validation `metrics` are those of a constant model (one label for everything, or none found), "
      "else None")
@@ -85,6 +86,7 @@ def collapsed(metrics:dict) -> str|None:
     if recall and not any(recall.values()): return "validation finds none of the labels (a constant model)"
     return None
 
+# %% ../nbs/07_robust.ipynb #2951c115
 class EmbeddingAttack(Callback):
     ("Base of FGM and PGD: hook the embeddings for the fit, keep the clean pass's embedding gradient; warn once when "
      "the attack takes over")
@@ -351,6 +353,7 @@ class RobustnessReport:
         return dict(metric=self.metric, scores=self.table.reset_index().to_dict('records'),
                     examples={k: dict(before=b, after=a) for k, (b, a) in self.examples.items()})
 
+# %% ../nbs/07_robust.ipynb #b6ea2bed
 def robustness_report(skill:Skill,            # the skill to test
                       ds:Dataset,             # labelled data (the test split)
                       perturbations='all',    # 'all', names (see `make_perturbations`) or `Perturbation`s

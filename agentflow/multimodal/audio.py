@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch, torch.nn as nn, torch.nn.functional as F
 from transformers import AutoModel, WhisperConfig
+from fastcore.basics import patch
 from transformers.models.whisper.modeling_whisper import WhisperEncoder
 from ..core import *
 from .records import *
@@ -63,11 +64,13 @@ def read_ctranslate2(path:str|Path) -> dict[str, np.ndarray]:
             name = text(); shape = tuple(take('I') for _ in range(take('B'))); kind = take('B'); nbytes = take('I')
             if kind not in _CT2_TYPES:
                 raise ModelError(f"{path}: variable {name} has a type ({kind}) this reader does not know")
-            out[name] = np.frombuffer(b, _CT2_TYPES[kind], nbytes // np.dtype(_CT2_TYPES[kind]).itemsize,
-                                      o).reshape(shape); o += nbytes
+            out[name] = (np.frombuffer(b, _CT2_TYPES[kind], nbytes // np.dtype(_CT2_TYPES[kind]).itemsize, o)
+                         .reshape(shape))
+            o += nbytes
     except struct.error: raise ModelError(f"{path}: not a CTranslate2 model file (it ends too soon)") from None
     return out
 
+# %% ../../nbs/09c_audio.ipynb #a2623f63
 def whisper_encoder_state(variables:dict) -> dict[str, torch.Tensor]:
     "A CTranslate2 Whisper model's encoder as a transformers `WhisperEncoder` state dict"
     sd, norm = {}, dict(gamma='weight', beta='bias')
@@ -92,6 +95,7 @@ def whisper_encoder_state(variables:dict) -> dict[str, torch.Tensor]:
                     if not (proj == 'k_proj' and p[4] == 'bias'): sd[pre + f'self_attn.{proj}.{p[4]}'] = t(chunk)
     return sd
 
+# %% ../../nbs/09c_audio.ipynb #0aab0da7
 WHISPER_TINY = dict(num_mel_bins=80, d_model=384, encoder_layers=4, encoder_attention_heads=6, encoder_ffn_dim=1536,
                     decoder_layers=4, decoder_attention_heads=6, decoder_ffn_dim=1536, vocab_size=51864)
 
@@ -132,6 +136,7 @@ def _whisper_features():
     from transformers import WhisperFeatureExtractor
     return WhisperFeatureExtractor()            # its mel filters are computed once
 
+# %% ../../nbs/09c_audio.ipynb #94cc8db5
 class AudioEncoder(FrozenEncoder):
     ("A clip as a few feature vectors (tokens): Whisper's encoder (tiny.en shipped, or a Hugging Face Whisper model) "
      "on `seconds` of audio")
@@ -171,8 +176,8 @@ AUDIO_PARTS = 8                  # audio parts: the clip cut into this many equa
 class AudioModality(Modality):
     ("A WAV clip: checked by `check_audio`, read into log-mel features (`mel`), encoded by `AudioEncoder`; its parts "
      "are time segments")
-    name, media, noun, data_url, inputs, part_title = ('audio', True, 'clip', 'data:audio/wav;base64,...',
-                                                       ('mel',), 'time segments')
+    name, media, noun, data_url = 'audio', True, 'clip', 'data:audio/wav;base64,...'
+    inputs, part_title = ('mel',), 'time segments'
     settings = dict(audio_encoder='whisper-tiny.en',   # the audio encoder (`AudioEncoder`)
                     audio_seconds=4.0)                  # seconds of each clip the audio encoder hears
     cli_options = {
@@ -194,16 +199,22 @@ class AudioModality(Modality):
                                      for p in refs]).half())
     def encoder(self, task, local_files_only=False):
         return AudioEncoder(task.audio_encoder, task.audio_seconds, local_files_only=local_files_only)
-    def parts(self, task, record):
-        if not record.get(self.name): return []
-        step = task.audio_seconds / AUDIO_PARTS
-        return [f'{k * step:.1f}-{(k + 1) * step:.1f} s' for k in range(AUDIO_PARTS)]
-    def masked(self, skill, one, record, Z, names):
-        "A masked segment sounds like the clip's quietest frame"
-        enc = _repeat(skill, one, len(Z)); mel = enc.extras['mel']
-        quiet, step = mel[0].min(), mel.shape[-1] / AUDIO_PARTS
-        for k in range(AUDIO_PARTS):
-            rows = torch.tensor(Z[:, k] == 0)
-            if rows.any(): mel[rows, :, round(k * step):round((k + 1) * step)] = quiet
-        return enc
-    def plot(self, ax, e, parts, n=8, size=128): _bars(ax, parts[::-1], self.part_title)  # every segment, in time order
+
+# %% ../../nbs/09c_audio.ipynb #5dc10362
+@patch
+def parts(self:AudioModality, task, record):
+    if not record.get(self.name): return []
+    step = task.audio_seconds / AUDIO_PARTS
+    return [f'{k * step:.1f}-{(k + 1) * step:.1f} s' for k in range(AUDIO_PARTS)]
+@patch
+def masked(self:AudioModality, skill, one, record, Z, names):
+    "A masked segment sounds like the clip's quietest frame"
+    enc = _repeat(skill, one, len(Z)); mel = enc.extras['mel']
+    quiet, step = mel[0].min(), mel.shape[-1] / AUDIO_PARTS
+    for k in range(AUDIO_PARTS):
+        rows = torch.tensor(Z[:, k] == 0)
+        if rows.any(): mel[rows, :, round(k * step):round((k + 1) * step)] = quiet
+    return enc
+@patch
+def plot(self:AudioModality, ax, e, parts, n=8, size=128):
+    _bars(ax, parts[::-1], self.part_title)  # every segment, in time order

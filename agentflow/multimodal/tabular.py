@@ -8,6 +8,7 @@ import json, math, re
 from collections import Counter
 import numpy as np
 import torch, torch.nn as nn
+from fastcore.basics import patch
 from ..core import *
 from .records import *
 from .records import _repeat
@@ -31,6 +32,7 @@ def _number(v) -> float|None:
     if kind in ('word', 'nonfinite'): raise ValueError(v if isinstance(v, str) else type(v).__name__)
     return None if kind == 'missing' else float(v)
 
+# %% ../../nbs/09d_tabular.ipynb #4687ec96
 def tabular_spec(fields:list[dict],     # the training records' fields
                  min_count:int=2,       # a category value must be seen this often to get its own entry
                  max_values:int=100,    # at most this many values per category column
@@ -61,6 +63,7 @@ def tabular_spec(fields:list[dict],     # the training records' fields
             categorical[c] = [v for v, n in counts.most_common(max_values) if n >= min_count]
     return dict(numeric=numeric, categorical=categorical)
 
+# %% ../../nbs/09d_tabular.ipynb #739cad40
 def encode_fields(spec:dict, fields:list[dict]) -> dict[str, torch.Tensor]:
     "Records' fields as tensors: scaled numbers, which numbers are missing, and category ids (0 missing, 1 other)"
     num = torch.zeros(len(fields), len(spec['numeric'])); missing = torch.ones_like(num, dtype=torch.bool)
@@ -105,11 +108,11 @@ def _id_columns(fields:list[dict], min_records:int=20) -> list[str]:
     out = []
     for c in dict.fromkeys(k for f in fields for k in f):
         vals = [f.get(c) for f in fields]
-        if any(v in (None, '') or isinstance(v, (bool, float, list, dict))
-               for v in vals) or len(set(map(str, vals))) < len(vals):
+        if (any(v in (None, '') or isinstance(v, (bool, float, list, dict)) for v in vals)
+                or len(set(map(str, vals))) < len(vals)):
             continue
-        ints = [int(v) for v in vals if isinstance(v, int)
-                or (isinstance(v, str) and re.fullmatch(r'-?\d{1,18}', v.strip()))]
+        ints = [int(v) for v in vals
+                if isinstance(v, int) or (isinstance(v, str) and re.fullmatch(r'-?\d{1,18}', v.strip()))]
         # measurements (12.345): values that differ, not ids
         if len(ints) < len(vals) and all(_numeric(v) for v in vals): continue
         if len(ints) == len(vals) and not (re.search(r'(^|[_\W])(id|uuid|guid|key)$', c, re.I)
@@ -118,25 +121,27 @@ def _id_columns(fields:list[dict], min_records:int=20) -> list[str]:
         out.append(c)
     return out
 
+# %% ../../nbs/09d_tabular.ipynb #223750b0
 class TabularModality(Modality):
     ("The fields: statistics learned in training (`tabular_spec`, id-like columns left out), each field a token "
      "(`TabularEncoder`, trained and saved with the fusion head); its parts are the fields a record has")
     name, inputs, in_head, part_title = 'tabular', ('tab_num', 'tab_missing', 'tab_cat'), True, 'fields'
     settings = dict(tabular=None)    # the fields' statistics (`tabular_spec`), learned from training
-    cli_options = {'--fields': ('read', dict(default=None, help='multimodal: the tabular fields, comma-separated '
-                                                                '(default: every column besides text, image, audio and '
-                                                                'label, less id-like ones)'))}
+    cli_options = {'--fields': ('read', dict(default=None, help=(
+        'multimodal: the tabular fields, comma-separated (default: every column besides text, image, audio and label, '
+        'less id-like ones)')))}
 
     def learn(self, train):
         fields = [json.loads(f) for f in train['fields']]
         ids = _id_columns(fields)
         fields = [{k: v for k, v in f.items() if k not in ids} for f in fields]
-        names, besides = list(dict.fromkeys(k for f in fields for k in f)), ', '.join(m for m in Modality.registry
-                                                                                      if m != self.name)
+        names, besides = (list(dict.fromkeys(k for f in fields for k in f)),
+                          ', '.join(m for m in Modality.registry if m != self.name))
         notes = [f"fields: {', '.join(names) or 'none'} (every column besides {besides} and label, unless --fields "
                  "names them)"]
-        if ids: notes.append(f"left out {', '.join(ids)}: a different value in every record, like an id (a model would "
-                             "learn the records by heart)")
+        if ids:
+            notes.append(f"left out {', '.join(ids)}: a different value in every record, like an id (a model would "
+                         "learn the records by heart)")
         if not any(fields): return None, notes
         return dict(tabular=tabular_spec(fields, locs=train['loc'] if 'loc' in train.column_names else None)), notes
     def check_settings(self, task):
@@ -145,14 +150,18 @@ class TabularModality(Modality):
     def present(self, task, ds): return [any(v not in (None, '') for v in json.loads(f).values()) for f in ds['fields']]
     def extras(self, task, ds): return encode_fields(task.tabular, [json.loads(f) for f in ds['fields']])
     def encoder(self, task, local_files_only=False): return TabularEncoder(task.tabular, task.hidden)
-    def parts(self, task, record):
-        return [n for n in list(task.tabular['numeric']) + list(task.tabular['categorical'])
-                if record.get(n) not in (None, '')]
-    def masked(self, skill, one, record, Z, names):
-        "Masked fields become missing"
-        enc = _repeat(skill, one, len(Z)); spec = skill.task.tabular; num = list(spec['numeric'])
-        for k, name in enumerate(names):
-            rows = torch.tensor(Z[:, k] == 0)
-            if name in spec['numeric']: enc.extras['tab_missing'][rows, num.index(name)] = True
-            else: enc.extras['tab_cat'][rows, list(spec['categorical']).index(name)] = 0
-        return enc
+
+# %% ../../nbs/09d_tabular.ipynb #7f994fb8
+@patch
+def parts(self:TabularModality, task, record):
+    return [n for n in list(task.tabular['numeric']) + list(task.tabular['categorical'])
+            if record.get(n) not in (None, '')]
+@patch
+def masked(self:TabularModality, skill, one, record, Z, names):
+    "Masked fields become missing"
+    enc = _repeat(skill, one, len(Z)); spec = skill.task.tabular; num = list(spec['numeric'])
+    for k, name in enumerate(names):
+        rows = torch.tensor(Z[:, k] == 0)
+        if name in spec['numeric']: enc.extras['tab_missing'][rows, num.index(name)] = True
+        else: enc.extras['tab_cat'][rows, list(spec['categorical']).index(name)] = 0
+    return enc

@@ -36,8 +36,9 @@ class MultimodalModel(nn.Module):
         super().__init__()
         self.modalities = list(task.modalities)
         try:
-            with quiet_transformers(): self.text = AutoModel.from_pretrained(local_model(backbone, 'backbone')
-                                                                             if local_files_only else backbone)
+            with quiet_transformers():
+                self.text = AutoModel.from_pretrained(
+                    local_model(backbone, 'backbone') if local_files_only else backbone)
         except (OSError, ValueError) as e:
             raise ModelError(f"cannot load a model from '{backbone}': expected a Hugging Face model name or a folder "
                              f"with config.json and weights ({str(e).splitlines()[0]})") from None
@@ -65,17 +66,21 @@ class MultimodalModel(nn.Module):
             tokens[m] = (x, torch.ones(x.shape[:2], dtype=torch.bool, device=x.device))
         return SequenceClassifierOutput(logits=self.classifier(tokens, present))
 
-    @property
-    def kind_device(self): return self.classifier.kind.device
-    def get_input_embeddings(self): return self.text.get_input_embeddings()     # the text's, as for any backbone
+# %% ../../nbs/09f_mm_task.ipynb #6f5872de
+@patch(as_prop=True)
+def kind_device(self:MultimodalModel): return self.classifier.kind.device
+@patch
+def get_input_embeddings(self:MultimodalModel):
+    return self.text.get_input_embeddings()     # the text's, as for any backbone
 
-    def save_pretrained(self, folder:str|Path, **kwargs):
-        ("The text backbone as a Hugging Face model folder, the rest in `multimodal.safetensors` (a skill trained "
-         "without PEFT)")
-        from safetensors.torch import save_file
-        self.text.save_pretrained(folder, **kwargs)
-        save_file({k: v.contiguous() for k, v in self.state_dict().items() if not k.startswith('text.')},
-                  str(Path(folder)/'multimodal.safetensors'))
+@patch
+def save_pretrained(self:MultimodalModel, folder:str|Path, **kwargs):
+    ("The text backbone as a Hugging Face model folder, the rest in `multimodal.safetensors` (a skill trained "
+     "without PEFT)")
+    from safetensors.torch import save_file
+    self.text.save_pretrained(folder, **kwargs)
+    save_file({k: v.contiguous() for k, v in self.state_dict().items() if not k.startswith('text.')},
+              str(Path(folder)/'multimodal.safetensors'))
 
 # %% ../../nbs/09f_mm_task.ipynb #1f81a0d1
 MM_OPTIONS.update({
@@ -83,6 +88,7 @@ MM_OPTIONS.update({
     '--modality-dropout': ('task', dict(type=float, default=0.2,
                                         help='multimodal: the chance of dropping a present modality while training'))})
 
+# %% ../../nbs/09f_mm_task.ipynb #cb620c22
 class MultimodalClassification(TextClassification):
     "Label records of text, an image, a clip and fields with one model: encoders, a fusion head, accuracy and macro-F1"
     kind, input_col = 'multimodal', 'fields'
@@ -115,22 +121,6 @@ class MultimodalClassification(TextClassification):
         for k, v in {**own, **settings}.items(): setattr(self, k, v)
         for m in known.values(): m.check_settings(self)
 
-    @property
-    def extra_inputs(self) -> tuple:
-        "The model inputs besides the text's pieces: the modality mask, then each modality's"
-        return ('present',) + tuple(k for m in self.modalities for k in Modality.registry[m].inputs)
-
-    @property
-    def settings(self) -> dict:
-        return dict(modalities=self.record_modalities,
-                    **{k: getattr(self, k) for m in Modality.registry.values() for k in m.settings},
-                    fusion=self.fusion, hidden=self.hidden, modality_dropout=self.modality_dropout)
-
-    def __repr__(self):
-        labels = ', '.join(self.labels[:6]) + (', …' if len(self.labels) > 6 else '')
-        return (f"MultimodalClassification({'+'.join(self.record_modalities)}, {self.fusion} fusion, "
-                f"{len(self.labels)} labels: {labels})")
-
     read = staticmethod(read_records)
 
     @classmethod
@@ -146,6 +136,25 @@ class MultimodalClassification(TextClassification):
         task.notes = notes
         return task
 
+# %% ../../nbs/09f_mm_task.ipynb #87c7c773
+@patch(as_prop=True)
+def extra_inputs(self:MultimodalClassification) -> tuple:
+    "The model inputs besides the text's pieces: the modality mask, then each modality's"
+    return ('present',) + tuple(k for m in self.modalities for k in Modality.registry[m].inputs)
+
+@patch(as_prop=True)
+def settings(self:MultimodalClassification) -> dict:
+    return dict(modalities=self.record_modalities,
+                **{k: getattr(self, k) for m in Modality.registry.values() for k in m.settings},
+                fusion=self.fusion, hidden=self.hidden, modality_dropout=self.modality_dropout)
+
+@patch
+def __repr__(self:MultimodalClassification):
+    labels = ', '.join(self.labels[:6]) + (', …' if len(self.labels) > 6 else '')
+    return (f"MultimodalClassification({'+'.join(self.record_modalities)}, {self.fusion} fusion, "
+            f"{len(self.labels)} labels: {labels})")
+
+# %% ../../nbs/09f_mm_task.ipynb #cfcb6bc5
 _INIT = inspect.signature(MultimodalClassification.__init__)
 
 def _name_settings():
@@ -153,8 +162,8 @@ def _name_settings():
      "by, and the docs show)")
     own = [inspect.Parameter(k, inspect.Parameter.KEYWORD_ONLY, default=v) for m in Modality.registry.values()
            for k, v in m.settings.items()]
-    MultimodalClassification.__init__.__signature__ = _INIT.replace(parameters=[p for p in _INIT.parameters.values()
-                                                                                if p.kind != p.VAR_KEYWORD] + own)
+    MultimodalClassification.__init__.__signature__ = _INIT.replace(
+        parameters=[p for p in _INIT.parameters.values() if p.kind != p.VAR_KEYWORD] + own)
 
 _name_settings(); Modality.on_register.append(_name_settings)
 
@@ -214,11 +223,12 @@ def media(self:MultimodalClassification, ref, loc:str, kind:str) -> str:
         raise DataError(f"{loc}: send the {m.noun} in the request as a data URL ({m.data_url}); this service reads no "
                         "file paths")
     full = _inside(self.media_dir, ref)
-    if full is None: raise DataError(f"{loc}: a path must be relative to the service's media folder and stay inside it "
-                                     f"(no absolute path, '..' or link out of it); or send the {m.noun} as a data URL "
-                                     f"({m.data_url})")
+    if full is None:
+        raise DataError(f"{loc}: a path must be relative to the service's media folder and stay inside it (no absolute "
+                        f"path, '..' or link out of it); or send the {m.noun} as a data URL ({m.data_url})")
     return m.check(full, loc, shown=ref)
 
+# %% ../../nbs/09f_mm_task.ipynb #8e4dc28f
 _SCALED_MAX = 1e6       # a number this many spreads from training's mean is an error, not a value to scale
 
 @patch
@@ -242,6 +252,7 @@ def record_fields(self:MultimodalClassification, r:dict, i:int) -> dict:
         out[k] = v
     return out
 
+# %% ../../nbs/09f_mm_task.ipynb #54509fad
 @patch
 def inputs(self:MultimodalClassification, records:list, pretokenized:bool=False) -> tuple[dict, list]:
     "Records (dicts or JSON strings) to the columns `encode` takes, every value checked first"
@@ -250,32 +261,36 @@ def inputs(self:MultimodalClassification, records:list, pretokenized:bool=False)
     for i, r in enumerate(records):
         if isinstance(r, str):
             try: r = json.loads(r)
-            except ValueError as e: raise DataError(f"record {i + 1}: not a JSON object ({getattr(e, 'msg', e)}); a "
-                                                    "multimodal skill predicts records") from None
-        if not isinstance(r, dict): raise DataError(f"record {i + 1}: expected a JSON object with text, image and "
-                                                    f"fields, not {type(r).__name__}")
+            except ValueError as e:
+                raise DataError(f"record {i + 1}: not a JSON object ({getattr(e, 'msg', e)}); a multimodal skill "
+                                "predicts records") from None
+        if not isinstance(r, dict):
+            raise DataError(f"record {i + 1}: expected a JSON object with text, image and fields, not "
+                            f"{type(r).__name__}")
         # a row of `read_records`: its fields as a JSON object (or the object itself)
         if 'fields' in r:
             f = r['fields']
             if isinstance(f, str):
                 try: f = json.loads(f)
                 except ValueError: raise DataError(f"record {i + 1} (field fields): not a JSON object") from None
-            if not isinstance(f, dict): raise DataError(f"record {i + 1} (field fields): expected a JSON object of "
-                                                        f"fields, not {type(f).__name__}")
+            if not isinstance(f, dict):
+                raise DataError(f"record {i + 1} (field fields): expected a JSON object of fields, not "
+                                f"{type(f).__name__}")
             r = {**f, **{k: v for k, v in r.items() if k != 'fields'}}
         text = r.get('text')
-        if not (text is None or isinstance(text, str) or isinstance(text, (int, float))
-                and _value_kind(text) == 'number'):
+        if not (text is None or isinstance(text, str)
+                or isinstance(text, (int, float)) and _value_kind(text) == 'number'):
             raise DataError(f"record {i + 1} (field text): expected a text, not "
                             f"{'a huge number' if isinstance(text, int) else type(text).__name__}")
         cols['text'].append(str(text or ''))
         for kind in media:
             ref = r.get(kind)
-            cols[kind].append(self.media(ref, f"record {i + 1} (column {kind})", kind) if ref not in (None, '')
-                              and kind in self.modalities else '')
+            cols[kind].append(self.media(ref, f"record {i + 1} (column {kind})", kind)
+                              if ref not in (None, '') and kind in self.modalities else '')
         cols['fields'].append(json.dumps(self.record_fields(r, i)))
     return cols, [None] * len(records)
 
+# %% ../../nbs/09f_mm_task.ipynb #cc8b806e
 @patch
 def read_inputs(self:MultimodalClassification, path:str|Path, encoding:str='utf-8', text_col:str='text',
                 image_col:str='image', audio_col:str='audio', allow_outside_media:bool=False, **kwargs) -> list[dict]:
@@ -290,6 +305,7 @@ def read_inputs(self:MultimodalClassification, path:str|Path, encoding:str='utf-
     return [dict(text=ds['text'][i], **{m: ds[m][i] or None for m in media}, **json.loads(ds['fields'][i]))
             for i in range(len(ds))]
 
+# %% ../../nbs/09f_mm_task.ipynb #2cd121fe
 @patch
 def prediction(self:MultimodalClassification, record, output:np.ndarray, context=None) -> dict:
     "The label, its probability, and every label's probability"
@@ -353,22 +369,21 @@ def movie_records(folder:str|Path,           # where to write movies-{train,vali
     db = package_dir('bokeh_sampledata')/'_data'/'movies.db'
     con = sqlite3.connect(f'file:{db}?mode=ro', uri=True); con.row_factory = sqlite3.Row
     q = ("select o.Title, o.Year, o.Rating as mpaa, o.Runtime, o.Genre, o.Director, o.Writer, o.Cast, o.Metacritic, "
-         "o.Language, "
-         "o.Country, o.Oscars, t.Rating as critics, t.Meter, t.Reviews from omdb o left join tomatoes t on o.ID = t.ID "
-         "order by o.ID")
+         "o.Language, o.Country, o.Oscars, t.Rating as critics, t.Meter, t.Reviews "
+         "from omdb o left join tomatoes t on o.ID = t.ID order by o.ID")
     first = lambda s, k: ', '.join((s or '').split(', ')[:k]) or None
     by = {g: [] for g in MOVIE_GENRES}
     for r in con.execute(q):
         gs = {g.strip() for g in (r['Genre'] or '').split(',')} & set(MOVIE_GENRES)
         if len(gs) != 1: continue
         text = ' '.join(filter(None, [f"{r['Title']}.", r['Director'] and f"Directed by {r['Director']}.",
-                                      r['Writer'] and f"Written by {first(r['Writer'], 2)}.", r['Cast']
-                                      and f"With {first(r['Cast'], 4)}."]))
+                                      r['Writer'] and f"Written by {first(r['Writer'], 2)}.",
+                                      r['Cast'] and f"With {first(r['Cast'], 4)}."]))
         g = gs.pop()
         by[g].append(dict(text=text, year=r['Year'], runtime=r['Runtime'], mpaa=r['mpaa'], metacritic=r['Metacritic'],
                           critics=r['critics'], meter=r['Meter'], reviews=r['Reviews'],
-                          language=first(r['Language'], 1),
-                          country=first(r['Country'], 1), oscars=r['Oscars'], label=g))
+                          language=first(r['Language'], 1), country=first(r['Country'], 1),
+                          oscars=r['Oscars'], label=g))
     con.close()
     rng = np.random.default_rng(seed)
     rows = [films[i] for films in by.values() for i in sorted(rng.permutation(len(films))[:per_label])]

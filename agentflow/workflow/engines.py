@@ -45,6 +45,7 @@ class LocalEngine:
     def stop(self, handle): handle.kill(); handle.wait()
     def close(self): pass
 
+# %% ../../nbs/12d_engines.ipynb #06fc88bf
 class RayEngine:
     "Run each step as a Ray task holding the step's resources (a cluster at `RAY_ADDRESS`, else a local instance)"
     name = 'ray'

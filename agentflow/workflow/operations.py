@@ -73,6 +73,7 @@ def search_trials(plan:str|Path|LoadedPlan) -> pd.DataFrame:
     db.close()
     return pd.DataFrame(rows)
 
+# %% ../../nbs/12h_operations.ipynb #5ab778e1
 def rollback(plan:str|Path|LoadedPlan, skill:str, log=print) -> str:
     "Make the version before the live one of `skill` live again and rebuild the agent; the version now live"
     lp = plan if isinstance(plan, LoadedPlan) else load_plan(plan)

@@ -6,6 +6,7 @@
 from __future__ import annotations
 import os, sys, json, time, shutil, signal
 from pathlib import Path
+from fastcore.basics import patch
 import pandas as pd
 import agentflow
 from ..core import *
@@ -34,6 +35,7 @@ def _log_tail(log:str) -> str:
 
 FINISHED = ('done', 'up to date', 'refused', 'skipped')
 
+# %% ../../nbs/12g_scheduler.ipynb #96a904a1
 class PlanRun:
     "One run of a plan: the scheduler, the steps' states, the database and the engine"
     def __init__(self, lp:LoadedPlan, engine:str='local', force:bool=False, log=print):
@@ -55,178 +57,6 @@ class PlanRun:
         "Open the plan's state (`self.db`)"
         self.db = WorkflowDB(self.path('state.db')); return self.db
 
-    def eval_file(self, skill:str) -> str:
-        c = self.lp.configs[skill]; return c.get('test') or c['valid']
-
-    def deployed(self, skill:str) -> dict|None:
-        "The live version of `skill`: version name, folder and the key of the training that made it"
-        rows = self.db.q("select * from versions where skill=? and state='live'", skill)
-        return dict(version=f"v{rows[0]['version']}", path=rows[0]['path'], source=rows[0]['source']) if rows else None
-
-    def spec(self, step:PlanStep) -> tuple[dict, dict]:
-        "What `step` does (its spec) and the files it reads (path -> sha256): the two halves of its content key"
-        spec = dict(kind=step.kind, skill=step.skill, threads=step.needs.threads,
-                    deps={d: self.results[d] for d in step.deps})
-        files = []
-        if step.skill:
-            cfg = spec['config'] = dict(self.lp.configs[step.skill])
-            files = [cfg[k] for k in ('train', 'valid', 'test') if k in cfg]
-        files = Step.registry[step.kind].part(self, step, spec, files)
-        return spec, {f: file_sha256(f) for f in files}
-
-    def key(self, step:PlanStep, spec:dict, inputs:dict) -> str:
-        ("The step's content key: library version, kind, settings, input files' hashes and the keys of the steps it "
-         "reads")
-        kind = Step.registry[step.kind]
-        own = {k: v for k, v in spec.items() if k not in ('deps', 'threads') + kind.unkeyed}
-        deps = [self.keys[d] for d in step.deps] if kind.keyed_deps else []
-        return content_key(agentflow.__version__, own, sorted(inputs.items()), deps)
-
-    def fresh(self, step:PlanStep, result:dict) -> bool:
-        ("Whether a finished attempt with the step's key still holds (`Step.fresh`: an evaluation compared with a "
-         "version no longer live does not)")
-        return Step.registry[step.kind].fresh(self, step, result)
-
-    def sync_current(self):
-        "Make every skill's `current` symlink follow the database (after a run stopped between the two)"
-        for r in self.db.q("select skill, version from versions where state='live'"):
-            d = self.path('skills', r['skill'])
-            if d.is_dir() and (not (d/'current').is_symlink() or os.readlink(d/'current') != f"v{r['version']}"):
-                point_current(d, f"v{r['version']}")
-
-    def _env(self, step:PlanStep, gpus:list[int]) -> dict:
-        n = str(step.needs.threads)
-        env = {**os.environ, 'OMP_NUM_THREADS': n, 'MKL_NUM_THREADS': n, 'TOKENIZERS_PARALLELISM': 'false',
-               'PYTHONUNBUFFERED': '1',
-               'AGENTFLOW_STEP': step.id, 'AGENTFLOW_LAUNCHED': repr(time.time())}
-        # the GPUs it was given, numbered as this process sees them (Ray sets its own)
-        if self.engine.name == 'local':
-            seen = ([d for d in os.environ.get('CUDA_VISIBLE_DEVICES', '').split(',') if d]
-                    or [str(i) for i in range(self.lp.machine.gpus)])
-            env['CUDA_VISIBLE_DEVICES'] = ','.join(seen[i] for i in gpus if i < len(seen))
-        return env
-
-    def _finish(self, sid:str, state:str, result:dict|None=None, note:str=''):
-        self.state[sid] = state
-        if result is not None: self.results[sid] = result
-        self.notes[sid] = note
-        self.log(f"{sid:<24} {state}{': ' + note if note else ''}")
-
-    def _ready(self, step:PlanStep) -> bool|None:
-        "True when every step it reads finished, None when one failed (it never will run), else False"
-        states = [self.state[d] for d in step.deps]
-        if any(s in ('failed', 'blocked') for s in states): return None
-        return all(s in FINISHED for s in states)
-
-    def _launch(self, step:PlanStep, spec:dict, inputs:dict, key:str, gpus:list[int]):
-        out = Path(spec['out'])
-        if self.force: shutil.rmtree(out, ignore_errors=True)
-        if out.parent.is_dir():                # other keys' outputs: a killed attempt of this key is kept, to resume
-            for old in out.parent.iterdir():
-                if old != out: shutil.rmtree(old, ignore_errors=True)
-        adir = self.path('attempts'); adir.mkdir(parents=True, exist_ok=True)
-        stem = f"{step.id.replace(':', '-')}-{int(time.time() * 1000)}"
-        log = str(adir/f'{stem}.log')
-        spec = dict(spec, result=str(adir/f'{stem}.result.json'))
-        # (a search: its study; under Ray, no threads of its own)
-        spec, needs = Step.registry[step.kind].launch(self, step, spec, key)
-        save_json(spec, adir/f'{stem}.spec.json')
-        attempt = self.db.start_attempt(self.run_id, step, key, log, inputs)
-        argv = [sys.executable, '-c', 'from agentflow.workflow import step_main; step_main()',
-                str(adir/f'{stem}.spec.json')]
-        # the step's process writes its start time: a queued Ray task has not started
-        started = adir/f'{stem}.started'
-        handle = self.engine.start(argv, {**self._env(step, gpus), 'AGENTFLOW_STARTED': str(started)}, log, needs)
-        self.running[step.id] = dict(handle=handle, attempt=attempt, spec=spec, t0=time.time(), queued_at=time.time(),
-                                     gpus=gpus, log=log,
-                                     inputs=inputs, started=started, queued=self.engine.name != 'local')
-        self.state[step.id] = 'running'
-        what = f"{step.needs.threads} thread{'s' * (step.needs.threads > 1)}, attempt {attempt}"
-        self.log(f"{step.id:<24} {'queued' if self.running[step.id]['queued'] else 'started'} ({what})")
-
-    def _note_start(self, sid:str):
-        "A queued step whose process has started: say so, and time it from there"
-        r = self.running[sid]
-        if not r['queued'] or not r['started'].exists(): return
-        try: r['t0'] = float(r['started'].read_text())
-        except ValueError: return                  # being written
-        r['queued'] = False
-        self.log(f"{sid:<24} started (after {r['t0'] - r['queued_at']:.1f} s in the queue)")
-
-    def _reap(self, sid:str, rc:int):
-        self._note_start(sid)
-        r = self.running.pop(sid)
-        self.seconds[sid] = time.time() - r['t0']
-        self.free_gpus += r['gpus']
-        res = Path(r['spec']['result'])
-        if rc == 0 and res.exists() and (changed := _changed(r['inputs'])):
-            why = f"{', '.join(changed)} changed while it ran: its result is not kept"
-            self.db.end_attempt(r['attempt'], 'failed', error=why)
-            if sid in self.rerun:
-                return self._finish(sid, 'failed', note=f"{why} (again); run again when the file stays put")
-            self.rerun.add(sid); self.state[sid] = 'pending'; self.log(f"{sid:<24} again: {why}")
-            return
-        if rc == 0 and res.exists():
-            result = json.loads(res.read_text())
-            self.db.end_attempt(r['attempt'], 'done', result)
-            return self._finish(sid, 'done', result, f"{self.seconds[sid]:.1f} s{step_summary(sid, result)}")
-        why = (f"killed by signal {-rc} "
-               f"({signal.Signals(-rc).name}{', out of memory?' if -rc == signal.SIGKILL else ''})" if rc < 0
-               else f"exit {rc}: {_log_tail(r['log'])}")
-        self.db.end_attempt(r['attempt'], 'failed', error=why)
-        self._finish(sid, 'failed', note=f"{why}; log {r['log']}")
-
-    def _fits(self, step:PlanStep) -> bool:
-        if self.engine.name != 'local': return True        # the engine packs steps into its own resources
-        n = step.needs
-        return (n.threads <= self.free.threads and n.memory_gb <= self.free.memory_gb + 1e-9
-                and n.gpus <= len(self.free_gpus))
-
-    def _take(self, step:PlanStep, sign:int):
-        if self.engine.name != 'local': return
-        f = self.free
-        self.free = Resources.model_construct(threads=f.threads - sign * step.needs.threads,
-                                              memory_gb=f.memory_gb - sign * step.needs.memory_gb,
-                                              gpus=f.gpus - sign * step.needs.gpus)
-
-    def schedule(self) -> bool:
-        "Start or settle every step that can move now; whether anything moved"
-        moved = False
-        for sid, step in self.steps.items():
-            if self.state[sid] != 'pending': continue
-            ready = self._ready(step)
-            if ready is None:
-                self.db_note(sid, 'blocked'); self._finish(sid, 'blocked', note='a step it reads failed')
-                moved = True; continue
-            if not ready: continue
-            spec, inputs = self.spec(step)
-            key = self.keys[sid] = self.key(step, spec, inputs)
-            spec['out'] = str(self.out(step, key))
-            kind = Step.registry[step.kind]
-            # decided on every run (the deploy gate: a rollback changes what is live, not any input)
-            if kind.in_scheduler:
-                attempt = self.db.start_attempt(self.run_id, step, key, '', inputs)
-                state, result = kind.settle(self, step)
-                self.db.end_attempt(attempt, state, result)
-                self._finish(sid, state, result, kind.summary(result).lstrip('; ')); moved = True; continue
-            prev = self.db.last(sid)
-            if prev is not None and prev['key'] == key and not self.force:
-                result = json.loads(prev['result'] or '{}')
-                if (not result.get('path') or Path(result['path']).exists()) and self.fresh(step, result):
-                    self._finish(sid, 'up to date' if prev['state'] == 'done' else prev['state'], result,
-                                 step_summary(sid, result).lstrip('; '))
-                    moved = True; continue
-            if not self._fits(step): continue
-            gpus, self.free_gpus = self.free_gpus[:step.needs.gpus], self.free_gpus[step.needs.gpus:]
-            self._take(step, 1)
-            self._launch(step, spec, inputs, key, gpus); moved = True
-        return moved
-
-    def db_note(self, sid:str, state:str):
-        with self.db.tx() as c:
-            c.execute("insert into attempts(run, step, key, state, started, ended) values(?,?,?,?,?,?)",
-                      (self.run_id, sid, self.keys.get(sid), state, time.time(), time.time()))
-
     def __call__(self) -> dict:
         "Run the plan to its end; each step's state"
         t0 = time.time()
@@ -235,53 +65,249 @@ class PlanRun:
                                  f"{self.path('.run.lock')})"):
             return self._run(t0)
 
-    def _run(self, t0:float) -> dict:
-        self.open_db()
-        try: return self._loop(t0)
-        finally: self.db.close()
+# %% ../../nbs/12g_scheduler.ipynb #58b865d6
+@patch
+def eval_file(self:PlanRun, skill:str) -> str:
+    c = self.lp.configs[skill]; return c.get('test') or c['valid']
 
-    def _loop(self, t0:float) -> dict:
-        self.engine = make_engine(self.engine_name, self.lp.machine)
-        self.run_id = self.db.start_run(str(self.lp.path), self.engine_name)
-        self.sync_current()
-        self.running, self.free, self.free_gpus, self.slept = {}, self.lp.machine, list(range(self.lp.machine.gpus)), 0.
-        self.log(f"run {self.run_id} of {self.lp.path.name}: {len(self.steps)} steps, {self.lp.machine.threads} "
-                 f"threads, {self.lp.machine.memory_gb:g} GB, engine {self.engine.name}; "
-                 f"state in {self.path('state.db')}")
-        try:
-            while True:
-                moved = self.schedule()
-                for sid in list(self.running):
-                    self._note_start(sid)
-                    rc = self.engine.poll(self.running[sid]['handle'])
-                    if rc is not None: self._take(self.steps[sid], -1); self._reap(sid, rc); moved = True
-                if not self.running and not moved: break
-                if not moved: t = time.perf_counter(); time.sleep(0.05); self.slept += time.perf_counter() - t
-        except BaseException:
-            for r in self.running.values(): self.engine.stop(r['handle'])
-            raise
-        finally: self.engine.close()
-        ok = all(s in FINISHED for s in self.state.values())
-        self.db.end_run(self.run_id, 'done' if ok else 'failed')
-        self.wall = time.time() - t0
-        write_report(self)
-        self.wall = time.time() - t0          # from the lock to the report: all of the run
-        self.log(f"run {self.run_id}: {'done' if ok else 'failed'} in {self.wall:.1f} s; report "
-                 f"{self.path('report.html')}")
-        return dict(self.state)
+@patch
+def deployed(self:PlanRun, skill:str) -> dict|None:
+    "The live version of `skill`: version name, folder and the key of the training that made it"
+    rows = self.db.q("select * from versions where skill=? and state='live'", skill)
+    return dict(version=f"v{rows[0]['version']}", path=rows[0]['path'], source=rows[0]['source']) if rows else None
 
-    @property
-    def overhead_s(self) -> float:
-        ("Seconds the scheduler spent awake: scheduling, hashing, the database, deploying and the report (steps' "
-         "processes excluded)")
-        return self.wall - self.slept
+@patch
+def spec(self:PlanRun, step:PlanStep) -> tuple[dict, dict]:
+    "What `step` does (its spec) and the files it reads (path -> sha256): the two halves of its content key"
+    spec = dict(kind=step.kind, skill=step.skill, threads=step.needs.threads,
+                deps={d: self.results[d] for d in step.deps})
+    files = []
+    if step.skill:
+        cfg = spec['config'] = dict(self.lp.configs[step.skill])
+        files = [cfg[k] for k in ('train', 'valid', 'test') if k in cfg]
+    files = Step.registry[step.kind].part(self, step, spec, files)
+    return spec, {f: file_sha256(f) for f in files}
 
-    def table(self) -> pd.DataFrame:
-        "The run's steps: state, seconds, note"
-        return pd.DataFrame([dict(step=s, state=self.state[s],
-                                  seconds=round(self.seconds[s], 1) if s in self.seconds else None,
-                                  note=self.notes.get(s, '')) for s in self.steps]).set_index('step')
+@patch
+def key(self:PlanRun, step:PlanStep, spec:dict, inputs:dict) -> str:
+    ("The step's content key: library version, kind, settings, input files' hashes and the keys of the steps it "
+     "reads")
+    kind = Step.registry[step.kind]
+    own = {k: v for k, v in spec.items() if k not in ('deps', 'threads') + kind.unkeyed}
+    deps = [self.keys[d] for d in step.deps] if kind.keyed_deps else []
+    return content_key(agentflow.__version__, own, sorted(inputs.items()), deps)
 
+@patch
+def fresh(self:PlanRun, step:PlanStep, result:dict) -> bool:
+    ("Whether a finished attempt with the step's key still holds (`Step.fresh`: an evaluation compared with a "
+     "version no longer live does not)")
+    return Step.registry[step.kind].fresh(self, step, result)
+
+# %% ../../nbs/12g_scheduler.ipynb #70fae76f
+@patch
+def sync_current(self:PlanRun):
+    "Make every skill's `current` symlink follow the database (after a run stopped between the two)"
+    for r in self.db.q("select skill, version from versions where state='live'"):
+        d = self.path('skills', r['skill'])
+        if d.is_dir() and (not (d/'current').is_symlink() or os.readlink(d/'current') != f"v{r['version']}"):
+            point_current(d, f"v{r['version']}")
+
+@patch
+def _env(self:PlanRun, step:PlanStep, gpus:list[int]) -> dict:
+    n = str(step.needs.threads)
+    env = {**os.environ, 'OMP_NUM_THREADS': n, 'MKL_NUM_THREADS': n, 'TOKENIZERS_PARALLELISM': 'false',
+           'PYTHONUNBUFFERED': '1', 'AGENTFLOW_STEP': step.id, 'AGENTFLOW_LAUNCHED': repr(time.time())}
+    # the GPUs it was given, numbered as this process sees them (Ray sets its own)
+    if self.engine.name == 'local':
+        seen = ([d for d in os.environ.get('CUDA_VISIBLE_DEVICES', '').split(',') if d]
+                or [str(i) for i in range(self.lp.machine.gpus)])
+        env['CUDA_VISIBLE_DEVICES'] = ','.join(seen[i] for i in gpus if i < len(seen))
+    return env
+
+@patch
+def _finish(self:PlanRun, sid:str, state:str, result:dict|None=None, note:str=''):
+    self.state[sid] = state
+    if result is not None: self.results[sid] = result
+    self.notes[sid] = note
+    self.log(f"{sid:<24} {state}{': ' + note if note else ''}")
+
+@patch
+def _ready(self:PlanRun, step:PlanStep) -> bool|None:
+    "True when every step it reads finished, None when one failed (it never will run), else False"
+    states = [self.state[d] for d in step.deps]
+    if any(s in ('failed', 'blocked') for s in states): return None
+    return all(s in FINISHED for s in states)
+
+# %% ../../nbs/12g_scheduler.ipynb #b63d5455
+@patch
+def _launch(self:PlanRun, step:PlanStep, spec:dict, inputs:dict, key:str, gpus:list[int]):
+    out = Path(spec['out'])
+    if self.force: shutil.rmtree(out, ignore_errors=True)
+    if out.parent.is_dir():                # other keys' outputs: a killed attempt of this key is kept, to resume
+        for old in out.parent.iterdir():
+            if old != out: shutil.rmtree(old, ignore_errors=True)
+    adir = self.path('attempts'); adir.mkdir(parents=True, exist_ok=True)
+    stem = f"{step.id.replace(':', '-')}-{int(time.time() * 1000)}"
+    log = str(adir/f'{stem}.log')
+    spec = dict(spec, result=str(adir/f'{stem}.result.json'))
+    # (a search: its study; under Ray, no threads of its own)
+    spec, needs = Step.registry[step.kind].launch(self, step, spec, key)
+    save_json(spec, adir/f'{stem}.spec.json')
+    attempt = self.db.start_attempt(self.run_id, step, key, log, inputs)
+    argv = [sys.executable, '-c', 'from agentflow.workflow import step_main; step_main()',
+            str(adir/f'{stem}.spec.json')]
+    # the step's process writes its start time: a queued Ray task has not started
+    started = adir/f'{stem}.started'
+    handle = self.engine.start(argv, {**self._env(step, gpus), 'AGENTFLOW_STARTED': str(started)}, log, needs)
+    self.running[step.id] = dict(handle=handle, attempt=attempt, spec=spec, t0=time.time(), queued_at=time.time(),
+                                 gpus=gpus, log=log, inputs=inputs, started=started, queued=self.engine.name != 'local')
+    self.state[step.id] = 'running'
+    what = f"{step.needs.threads} thread{'s' * (step.needs.threads > 1)}, attempt {attempt}"
+    self.log(f"{step.id:<24} {'queued' if self.running[step.id]['queued'] else 'started'} ({what})")
+
+# %% ../../nbs/12g_scheduler.ipynb #3406bd63
+@patch
+def _note_start(self:PlanRun, sid:str):
+    "A queued step whose process has started: say so, and time it from there"
+    r = self.running[sid]
+    if not r['queued'] or not r['started'].exists(): return
+    try: r['t0'] = float(r['started'].read_text())
+    except ValueError: return                  # being written
+    r['queued'] = False
+    self.log(f"{sid:<24} started (after {r['t0'] - r['queued_at']:.1f} s in the queue)")
+
+@patch
+def _reap(self:PlanRun, sid:str, rc:int):
+    self._note_start(sid)
+    r = self.running.pop(sid)
+    self.seconds[sid] = time.time() - r['t0']
+    self.free_gpus += r['gpus']
+    res = Path(r['spec']['result'])
+    if rc == 0 and res.exists() and (changed := _changed(r['inputs'])):
+        why = f"{', '.join(changed)} changed while it ran: its result is not kept"
+        self.db.end_attempt(r['attempt'], 'failed', error=why)
+        if sid in self.rerun:
+            return self._finish(sid, 'failed', note=f"{why} (again); run again when the file stays put")
+        self.rerun.add(sid); self.state[sid] = 'pending'; self.log(f"{sid:<24} again: {why}")
+        return
+    if rc == 0 and res.exists():
+        result = json.loads(res.read_text())
+        self.db.end_attempt(r['attempt'], 'done', result)
+        return self._finish(sid, 'done', result, f"{self.seconds[sid]:.1f} s{step_summary(sid, result)}")
+    why = (f"killed by signal {-rc} "
+           f"({signal.Signals(-rc).name}{', out of memory?' if -rc == signal.SIGKILL else ''})" if rc < 0
+           else f"exit {rc}: {_log_tail(r['log'])}")
+    self.db.end_attempt(r['attempt'], 'failed', error=why)
+    self._finish(sid, 'failed', note=f"{why}; log {r['log']}")
+
+# %% ../../nbs/12g_scheduler.ipynb #84b725a3
+@patch
+def _fits(self:PlanRun, step:PlanStep) -> bool:
+    if self.engine.name != 'local': return True        # the engine packs steps into its own resources
+    n = step.needs
+    return (n.threads <= self.free.threads and n.memory_gb <= self.free.memory_gb + 1e-9
+            and n.gpus <= len(self.free_gpus))
+
+@patch
+def _take(self:PlanRun, step:PlanStep, sign:int):
+    if self.engine.name != 'local': return
+    f = self.free
+    self.free = Resources.model_construct(threads=f.threads - sign * step.needs.threads,
+                                          memory_gb=f.memory_gb - sign * step.needs.memory_gb,
+                                          gpus=f.gpus - sign * step.needs.gpus)
+
+# %% ../../nbs/12g_scheduler.ipynb #e1c05a91
+@patch
+def schedule(self:PlanRun) -> bool:
+    "Start or settle every step that can move now; whether anything moved"
+    moved = False
+    for sid, step in self.steps.items():
+        if self.state[sid] != 'pending': continue
+        ready = self._ready(step)
+        if ready is None:
+            self.db_note(sid, 'blocked'); self._finish(sid, 'blocked', note='a step it reads failed')
+            moved = True; continue
+        if not ready: continue
+        spec, inputs = self.spec(step)
+        key = self.keys[sid] = self.key(step, spec, inputs)
+        spec['out'] = str(self.out(step, key))
+        kind = Step.registry[step.kind]
+        # decided on every run (the deploy gate: a rollback changes what is live, not any input)
+        if kind.in_scheduler:
+            attempt = self.db.start_attempt(self.run_id, step, key, '', inputs)
+            state, result = kind.settle(self, step)
+            self.db.end_attempt(attempt, state, result)
+            self._finish(sid, state, result, kind.summary(result).lstrip('; ')); moved = True; continue
+        prev = self.db.last(sid)
+        if prev is not None and prev['key'] == key and not self.force:
+            result = json.loads(prev['result'] or '{}')
+            if (not result.get('path') or Path(result['path']).exists()) and self.fresh(step, result):
+                self._finish(sid, 'up to date' if prev['state'] == 'done' else prev['state'], result,
+                             step_summary(sid, result).lstrip('; '))
+                moved = True; continue
+        if not self._fits(step): continue
+        gpus, self.free_gpus = self.free_gpus[:step.needs.gpus], self.free_gpus[step.needs.gpus:]
+        self._take(step, 1)
+        self._launch(step, spec, inputs, key, gpus); moved = True
+    return moved
+
+@patch
+def db_note(self:PlanRun, sid:str, state:str):
+    with self.db.tx() as c:
+        c.execute("insert into attempts(run, step, key, state, started, ended) values(?,?,?,?,?,?)",
+                  (self.run_id, sid, self.keys.get(sid), state, time.time(), time.time()))
+
+# %% ../../nbs/12g_scheduler.ipynb #5f789382
+@patch
+def _run(self:PlanRun, t0:float) -> dict:
+    self.open_db()
+    try: return self._loop(t0)
+    finally: self.db.close()
+
+@patch
+def _loop(self:PlanRun, t0:float) -> dict:
+    self.engine = make_engine(self.engine_name, self.lp.machine)
+    self.run_id = self.db.start_run(str(self.lp.path), self.engine_name)
+    self.sync_current()
+    self.running, self.free, self.free_gpus, self.slept = {}, self.lp.machine, list(range(self.lp.machine.gpus)), 0.
+    self.log(f"run {self.run_id} of {self.lp.path.name}: {len(self.steps)} steps, {self.lp.machine.threads} threads, "
+             f"{self.lp.machine.memory_gb:g} GB, engine {self.engine.name}; state in {self.path('state.db')}")
+    try:
+        while True:
+            moved = self.schedule()
+            for sid in list(self.running):
+                self._note_start(sid)
+                rc = self.engine.poll(self.running[sid]['handle'])
+                if rc is not None: self._take(self.steps[sid], -1); self._reap(sid, rc); moved = True
+            if not self.running and not moved: break
+            if not moved: t = time.perf_counter(); time.sleep(0.05); self.slept += time.perf_counter() - t
+    except BaseException:
+        for r in self.running.values(): self.engine.stop(r['handle'])
+        raise
+    finally: self.engine.close()
+    ok = all(s in FINISHED for s in self.state.values())
+    self.db.end_run(self.run_id, 'done' if ok else 'failed')
+    self.wall = time.time() - t0
+    write_report(self)
+    self.wall = time.time() - t0          # from the lock to the report: all of the run
+    self.log(f"run {self.run_id}: {'done' if ok else 'failed'} in {self.wall:.1f} s; report {self.path('report.html')}")
+    return dict(self.state)
+
+# %% ../../nbs/12g_scheduler.ipynb #9aecb1f0
+@patch(as_prop=True)
+def overhead_s(self:PlanRun) -> float:
+    ("Seconds the scheduler spent awake: scheduling, hashing, the database, deploying and the report (steps' "
+     "processes excluded)")
+    return self.wall - self.slept
+
+@patch
+def table(self:PlanRun) -> pd.DataFrame:
+    "The run's steps: state, seconds, note"
+    return pd.DataFrame([dict(step=s, state=self.state[s],
+                              seconds=round(self.seconds[s], 1) if s in self.seconds else None,
+                              note=self.notes.get(s, '')) for s in self.steps]).set_index('step')
+
+# %% ../../nbs/12g_scheduler.ipynb #0a156357
 def run_plan(plan:str|Path|LoadedPlan,   # the plan file (or a loaded plan)
              engine:str='local',          # 'local' or 'ray'
              force:bool=False,            # run every step, even those up to date

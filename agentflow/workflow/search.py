@@ -52,6 +52,7 @@ def _suggest(trial, name:str, spec):
         return trial.suggest_int(name, int(spec['low']), int(spec['high']), log=spec['log'])
     return trial.suggest_float(name, spec['low'], spec['high'], log=spec['log'])
 
+# %% ../../nbs/12e_hpsearch.ipynb #ea77c006
 def search_worker(spec_path:str|None=None):
     "One process of a search: run trials of the shared study until it has enough"
     import optuna
@@ -76,6 +77,7 @@ def search_worker(spec_path:str|None=None):
     study.optimize(objective, catch=(Exception,),
                    callbacks=[lambda study, trial: study.stop() if enough(study) else None])
 
+# %% ../../nbs/12e_hpsearch.ipynb #d923e5eb
 def _run_search(spec:dict) -> dict:
     import optuna
     import matplotlib; matplotlib.use('Agg')
@@ -116,8 +118,8 @@ def _run_search(spec:dict) -> dict:
         raise AgentflowError(f"search for {spec['skill']}: no trial finished (exit codes {codes}); see the log above")
     rows = [dict(trial=t.number, state=t.state.name.lower(), value=t.value,
                  **{'epochs run': len(t.intermediate_values)},
-                 seconds=round((t.datetime_complete - t.datetime_start).total_seconds(), 1) if t.datetime_complete
-                 else None, **t.params)
+                 seconds=(round((t.datetime_complete - t.datetime_start).total_seconds(), 1) if t.datetime_complete
+                          else None), **t.params)
             for t in trials]
     plots = {}
     for name, fn in (('history', ovm.plot_optimization_history), ('intermediate', ovm.plot_intermediate_values),
@@ -133,6 +135,7 @@ def _run_search(spec:dict) -> dict:
     return dict(path=str(out), best=best.params, value=best.value, trials=rows, plots=plots, study=spec['study'],
                 workers=dict(engine=spec.get('engine', 'local'), codes=codes, ray_tasks=tasks))
 
+# %% ../../nbs/12e_hpsearch.ipynb #44a9eb77
 def _ray_worker(argv:list[str], env:dict, log:str) -> tuple[int, str]:
     "A search worker as a Ray task: its exit status and the Ray task's id"
     import ray
@@ -177,6 +180,7 @@ class Search(Step):
             imgs = ''.join(f'<img alt="{html.escape(k)}" '
                            f'src="data:image/png;base64,{base64.b64encode(Path(p).read_bytes()).decode()}"/>'
                            for k, p in r.get('plots', {}).items() if Path(p).exists())
-            out.append((f"Search for {sid.split(':')[1]}", f"<p>best {html.escape(json.dumps(r['best']))}: "
-                                                           f"{r['value']:.4f}</p>" + t.to_html(index=False) + imgs))
+            out.append((f"Search for {sid.split(':')[1]}",
+                        f"<p>best {html.escape(json.dumps(r['best']))}: {r['value']:.4f}</p>" + t.to_html(index=False)
+                        + imgs))
         return out

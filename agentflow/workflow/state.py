@@ -7,6 +7,7 @@ from __future__ import annotations
 import os, json, time, sqlite3, hashlib
 from contextlib import contextmanager, ExitStack
 from pathlib import Path
+from fastcore.basics import patch
 from ..core import *
 from .plan import PlanStep
 
@@ -45,6 +46,7 @@ def state_errors(path:Path, timeout:float=60):
                               f"place?); make room and run again: what was saved before is intact") from None
         raise OutputError(f"{path}: {msg}") from None
 
+# %% ../../nbs/12b_state.ipynb #115bbcc2
 class WorkflowDB:
     "The workflow's database: runs, attempts, input hashes and versions, written in transactions"
     def __init__(self, path:str|Path, timeout:float=60):    # seconds to wait for another process's transaction
@@ -70,40 +72,48 @@ class WorkflowDB:
         with state_errors(self.path, self.timeout): return self.con.execute(sql, args).fetchall()
     def close(self): self.con.close()
 
-    def start_run(self, plan:str, engine:str) -> int:
-        "Record a new run; attempts that a killed run left `running` become `interrupted`"
-        with self.tx() as c:
-            c.execute("update attempts set state='interrupted', ended=? where state='running'", (time.time(),))
-            c.execute("update runs set state='interrupted' where state='running'")
-            return c.execute("insert into runs(plan, engine, pid, started, state) values(?,?,?,?, 'running')",
-                             (plan, engine, os.getpid(), time.time())).lastrowid
+# %% ../../nbs/12b_state.ipynb #0acced31
+@patch
+def start_run(self:WorkflowDB, plan:str, engine:str) -> int:
+    "Record a new run; attempts that a killed run left `running` become `interrupted`"
+    with self.tx() as c:
+        c.execute("update attempts set state='interrupted', ended=? where state='running'", (time.time(),))
+        c.execute("update runs set state='interrupted' where state='running'")
+        return c.execute("insert into runs(plan, engine, pid, started, state) values(?,?,?,?, 'running')",
+                         (plan, engine, os.getpid(), time.time())).lastrowid
 
-    def end_run(self, run:int, state:str):
-        with self.tx() as c: c.execute("update runs set ended=?, state=? where id=?", (time.time(), state, run))
+@patch
+def end_run(self:WorkflowDB, run:int, state:str):
+    with self.tx() as c: c.execute("update runs set ended=?, state=? where id=?", (time.time(), state, run))
 
-    def start_attempt(self, run:int, step:PlanStep, key:str, log:str, inputs:dict) -> int:
-        "Record that `step` starts with content key `key`, reading `inputs` (path -> sha256)"
-        with self.tx() as c:
-            a = c.execute("insert into attempts(run, step, key, state, started, threads, memory_gb, log) "
-                          "values(?,?,?, 'running',?,?,?,?)",
-                          (run, step.id, key, time.time(), step.needs.threads, step.needs.memory_gb, log)).lastrowid
-            c.executemany("insert into inputs values(?,?,?)", [(a, p, h) for p, h in inputs.items()])
-            return a
+@patch
+def start_attempt(self:WorkflowDB, run:int, step:PlanStep, key:str, log:str, inputs:dict) -> int:
+    "Record that `step` starts with content key `key`, reading `inputs` (path -> sha256)"
+    with self.tx() as c:
+        a = c.execute("insert into attempts(run, step, key, state, started, threads, memory_gb, log) "
+                      "values(?,?,?, 'running',?,?,?,?)",
+                      (run, step.id, key, time.time(), step.needs.threads, step.needs.memory_gb, log)).lastrowid
+        c.executemany("insert into inputs values(?,?,?)", [(a, p, h) for p, h in inputs.items()])
+        return a
 
-    def end_attempt(self, attempt:int, state:str, result:dict|None=None, error:str|None=None):
-        with self.tx() as c:
-            c.execute("update attempts set state=?, ended=?, result=?, error=? where id=?",
-                      (state, time.time(), json.dumps(result) if result is not None else None, error, attempt))
+@patch
+def end_attempt(self:WorkflowDB, attempt:int, state:str, result:dict|None=None, error:str|None=None):
+    with self.tx() as c:
+        c.execute("update attempts set state=?, ended=?, result=?, error=? where id=?",
+                  (state, time.time(), json.dumps(result) if result is not None else None, error, attempt))
 
-    def last(self, step:str, states=('done', 'refused', 'skipped')) -> sqlite3.Row|None:
-        "The latest attempt of `step` that ended in one of `states`"
-        rows = self.q(f"select * from attempts where step=? and state in ({','.join('?' * len(states))}) order by id "
-                      f"desc limit 1", step, *states)
-        return rows[0] if rows else None
+# %% ../../nbs/12b_state.ipynb #7729162b
+@patch
+def last(self:WorkflowDB, step:str, states=('done', 'refused', 'skipped')) -> sqlite3.Row|None:
+    "The latest attempt of `step` that ended in one of `states`"
+    rows = self.q(f"select * from attempts where step=? and state in ({','.join('?' * len(states))}) order by id "
+                  f"desc limit 1", step, *states)
+    return rows[0] if rows else None
 
-    def latest(self, step:str) -> sqlite3.Row|None:
-        rows = self.q("select * from attempts where step=? order by id desc limit 1", step)
-        return rows[0] if rows else None
+@patch
+def latest(self:WorkflowDB, step:str) -> sqlite3.Row|None:
+    rows = self.q("select * from attempts where step=? order by id desc limit 1", step)
+    return rows[0] if rows else None
 
 # %% ../../nbs/12b_state.ipynb #15e01e3e
 def file_sha256(path:str|Path, _cache={}) -> str:
