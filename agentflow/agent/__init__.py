@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = []
 
-# %% ../../nbs/11_agent.ipynb #6018573a
+# %% ../../nbs/11_agent.ipynb #dda1494c
 from . import members, core, routing, batches, saving
 from .members import *
 from .core import *

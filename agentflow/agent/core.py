@@ -107,7 +107,7 @@ def _load_member(self:Agent, name:str, files:dict, path:Path) -> Skill:
     member.own_params = sum(v.numel() for v in lora.values()) + sum(p.numel() for p in member.model.head.parameters())
     return member
 
-# %% ../../nbs/11b_agent_core.ipynb #4ddecd61
+# %% ../../nbs/11b_agent_core.ipynb #9f8558a6
 @patch
 def _drop_adapter(self:Agent, name:str):
     "Take skill `name`'s LoRA adapter off the backbone (the last one off gives the bare backbone back)"

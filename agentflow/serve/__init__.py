@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = []
 
-# %% ../../nbs/13_serve.ipynb #75ecc944
+# %% ../../nbs/13_serve.ipynb #dda1494c
 from . import served, app, run
 from .served import *
 from .app import *

@@ -13,7 +13,7 @@ from .app import *
 # %% auto #0
 __all__ = ['port_free', 'is_loopback', 'allowed_hosts', 'serve']
 
-# %% ../../nbs/13c_run.ipynb #5b5dbf6d
+# %% ../../nbs/13c_run.ipynb #97491e23
 def port_free(host:str, port:int) -> bool:
     "Whether `port` on `host` (IPv4 or IPv6) can be listened on"
     try: family, *_, addr = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
@@ -36,7 +36,7 @@ def allowed_hosts(host:str, port:int, allow:list[str]=()) -> set|None:
     names = {'127.0.0.1', 'localhost', '[::1]', f'[{host}]' if ':' in host else host, *allow}
     return {f'{n}{p}'.lower() for n in names for p in ('', f':{port}')}
 
-# %% ../../nbs/13c_run.ipynb #d0400661
+# %% ../../nbs/13c_run.ipynb #320094ea
 _BUSY = b'{"detail": "too many connections; try again later"}'
 
 def _protocol(header_seconds:float, max_connections:int, log):
@@ -73,7 +73,7 @@ def _protocol(header_seconds:float, max_connections:int, log):
             if self.conn.their_state is h11.IDLE and not self.transport.is_closing(): self.transport.close()
     return Protocol
 
-# %% ../../nbs/13c_run.ipynb #c2963532
+# %% ../../nbs/13c_run.ipynb #3bd03346
 def _more_files(log) -> int:
     "Raise the open-files limit to its hard maximum (each connection is a file); the limit now"
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -99,7 +99,7 @@ def _server(log):
             else: loop.default_exception_handler(context)
     return Server
 
-# %% ../../nbs/13c_run.ipynb #7e55e1e6
+# %% ../../nbs/13c_run.ipynb #4b4d8474
 def serve(path:str|Path,              # a saved skill or agent folder
           host:str='127.0.0.1',        # the address to listen on ('0.0.0.0': every interface)
           port:int=8000,               # the port

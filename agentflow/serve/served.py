@@ -56,7 +56,7 @@ class Served:
         "An error naming the first text no skill can read (`skill.check_texts`), as the request names it: `texts[i]`"
         check_texts(texts, name=lambda i: f"texts[{i}]")
 
-# %% ../../nbs/13a_served.ipynb #10d299f2
+# %% ../../nbs/13a_served.ipynb #309d6b79
 @patch
 def predict(self:Served, texts:list[str], skills:list[str|None]) -> list[dict]:
     "Answer `texts` (text i with skill `skills[i]`, None: routed) in one model call, as records for JSON"
@@ -65,10 +65,10 @@ def predict(self:Served, texts:list[str], skills:list[str|None]) -> list[dict]:
         return [task.answer(p) for p in self.model.predict(texts, precision=self.precision)]
     return [self.model.answer_record(a) for a in self.model(texts, skill=skills, precision=self.precision)]
 
-# %% ../../nbs/13a_served.ipynb #6113cf6b
+# %% ../../nbs/13a_served.ipynb #cdcc6929
 @patch
 def explain(self:Served, texts:list[str], skill:str|None=None, max_evals:int=200, routing:bool=False,
-                   check=None) -> list[dict]:   # called before every model call; raises to stop (deadline, client gone)
+            check=None) -> list[dict]:   # called before every model call; raises to stop (deadline, client gone)
     "SHAP explanations of `texts` as `agentflow explain --json` prints them"
     from agentflow.explain import explain, explanation_summary
     if not self.is_agent:
@@ -90,7 +90,7 @@ def explain(self:Served, texts:list[str], skill:str|None=None, max_evals:int=200
             if got[k] is not None: out[i] = explanation_summary(got[k], 5, target.task)
     return [{**r, **s} if r is not None else s for s, (_, r) in zip(out, jobs)]
 
-# %% ../../nbs/13a_served.ipynb #f88fac3c
+# %% ../../nbs/13a_served.ipynb #79cb9e86
 @patch
 def skills(self:Served) -> list[dict]:
     "The skills table as records (a single skill: one row)"
@@ -120,7 +120,7 @@ class Worker:
 
     def stop(self): self.jobs.put(None)
 
-# %% ../../nbs/13a_served.ipynb #017b7deb
+# %% ../../nbs/13a_served.ipynb #cb008853
 class Batcher:
     "Gather concurrent requests into one model call: up to `max_texts` texts, waiting at most `wait` seconds for more"
     def __init__(self, run,                 # run(texts, skills) -> one answer per text; blocking, in the model thread
@@ -145,7 +145,7 @@ class Batcher:
         await self.queue.put((texts, skill, fut))
         return await fut
 
-# %% ../../nbs/13a_served.ipynb #03ed7619
+# %% ../../nbs/13a_served.ipynb #18187993
 @patch
 def _call(self:Batcher, texts, skills):
     try: return self.run(texts, skills)
