@@ -20,13 +20,13 @@ def peft_config(method:str,                    # 'lora', 'ia3' or 'prompt'
                 r:int=8,                       # LoRA rank
                 alpha:int=16,                  # LoRA scaling numerator (the update is scaled by alpha/r)
                 dropout:float=0.1,             # dropout on the LoRA branch
-                target_modules:list|None=None, # modules to adapt; LoRA: ['query', 'value'], IA3: peft's default
+                target_modules:list|None=None, # modules to adapt; LoRA: the task's `lora_targets`, IA3: peft's default
                 n_virtual:int=20               # prompt tuning: the number of virtual tokens
                ):
     "A `peft` configuration for `method`"
     if method == 'lora':
         return LoraConfig(task_type=task.peft_task_type, r=r, lora_alpha=alpha, lora_dropout=dropout,
-                          target_modules=list(target_modules or ['query', 'value']))
+                          target_modules=list(target_modules or task.lora_targets or []) or None)
     if method == 'ia3':
         kw = dict(target_modules=list(target_modules), feedforward_modules=[]) if target_modules else {}
         return IA3Config(task_type=task.peft_task_type, **kw)

@@ -186,16 +186,20 @@ def validate(self:Learner, split:str='valid') -> dict:
     dl, ds = self.dls[split], self.dls.datasets[split]
     losses = []
     def add_loss(batch, logits):
-        if 'labels' in batch: losses.append((self.loss_func(logits, batch['labels']).item(), len(batch['idx'])))
+        if 'labels' in batch:
+            losses.append((self.loss_func(logits, batch['labels']).item(), self.task.batch_weight(batch)))
     # ('no': the forward brings the learner's precision)
     outputs = self.skill.logits(dl, 'no', forward=self.forward_batch, each=add_loss)
     res = dict(loss=sum(l * n for l, n in losses) / sum(n for _, n in losses)) if losses else {}
+    if 'loss' in res: res.update(self.task.from_loss(res['loss']))
     if dl.dataset.labels is not None: res.update(self.task.score(outputs, ds))
     return res
 
 @patch
 def evaluate(self:Learner, split:str='test') -> dict:
-    "The task's metric on `split` (entity-level for NER)"
+    "The task's metric on `split` (entity-level for NER; a kind that scores itself: its `evaluate_own`)"
+    own = self.task.evaluate_own(self.skill, self.dls.datasets[split])
+    if own is not None: return own
     res = self.validate(split); res.pop('loss', None)
     return res
 

@@ -14,8 +14,15 @@ __all__ = ['report_table', 'confusion', 'plot_confusion', 'plot_per_label', 'fig
 
 # %% ../nbs/06_reports.ipynb #749b79f1
 def report_table(metrics:dict) -> pd.DataFrame:
-    "One row per entity type or label, then the overall rows of the task's metric (`metrics['overall']`)"
+    ("One row per entity type or label, then the overall rows of the task's metric (`metrics['overall']`); "
+     "scores without labels (a language model's) one per row, beside the base model's under `base`")
     per = metrics.get('per_type') or metrics.get('per_label') or {}
+    if not per and not metrics.get('overall'):
+        rows = {k: v for k, v in metrics.items() if isinstance(v, float)}
+        df = pd.DataFrame({'score': rows})
+        if isinstance(metrics.get('base'), dict):
+            df.insert(0, 'base model', pd.Series({k: metrics['base'].get(k) for k in rows}, dtype=float))
+        return df.round(4)
     rows = {k: dict(precision=v['precision'], recall=v['recall'], f1=v['f1'], support=v['support'])
             for k, v in {**per, **metrics.get('overall', {})}.items()}
     df = pd.DataFrame.from_dict(rows, orient='index')

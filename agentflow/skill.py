@@ -16,6 +16,7 @@ from .processors import *
 from .tasks import *
 from .adapters import *
 import agentflow, agentflow.multimodal       # the multimodal task kind registers itself
+import agentflow.generate.task              # and the language-model kind
 
 # %% auto #0
 __all__ = ['SKILL_FILE', 'TEXTS_FILE', 'MAX_LENGTH_LIMIT', 'MIN_MAX_LENGTH', 'Skill', 'check_model_path', 'max_positions',
@@ -57,7 +58,7 @@ def new(cls:Skill, task:Task,         # the task: labels, head, loss, metric
         **kwargs                      # passed to `peft_config` (r, alpha, dropout, target_modules, n_virtual)
        ) -> Skill:
     "A new skill: `backbone` with a fresh head and, unless `peft='none'`, a fresh adapter"
-    backbone = backbone or default_backbone()
+    backbone = backbone or task.default_backbone()
     if peft not in PEFT_METHODS:
         raise ConfigError(f"unknown adapter '{peft}': expected one of {', '.join(PEFT_METHODS)}")
     set_seed(seed)
@@ -112,7 +113,7 @@ def write(self:Skill, folder:str|Path,
           name:str|Path|None=None) -> Path:   # what a failed write names (default `folder`): where the skill is going
     "Write the skill's files into `folder` (not atomic: `save` is)"
     folder = Path(folder)
-    backbone = 'default' if self.backbone == default_backbone() else self.backbone
+    backbone = 'default' if self.task.is_default_backbone(self.backbone) else self.backbone
     # a folder: wherever training ran
     if backbone != 'default' and Path(backbone).exists(): backbone = str(Path(backbone).resolve())
     meta = dict(agentflow=agentflow.__version__, task=self.task.kind, labels=self.task.labels,
@@ -161,8 +162,9 @@ def check_skill(path:str|Path) -> dict:
         if k not in meta: raise ModelError(f"{f}: damaged, field '{k}' is missing (expected {expected})")
         if not ok(meta[k]): raise ModelError(f"{f}: field '{k}' is {json.dumps(meta[k])[:60]}, expected {expected}")
     need('task', lambda v: v in Task.registry, f"one of {', '.join(Task.registry)}")
-    need('labels', lambda v: isinstance(v, list) and v and all(isinstance(l, str) for l in v) and len(set(v)) == len(v),
-         'a list of distinct label names')
+    labelled = Task.registry[meta['task']].has_labels       # a language model has none
+    need('labels', lambda v: isinstance(v, list) and (bool(v) or not labelled) and all(isinstance(l, str) for l in v)
+         and len(set(v)) == len(v), 'a list of distinct label names')
     need('backbone', lambda v: isinstance(v, str) and v.strip(), "'default', a model name or a folder")
     need('peft', lambda v: v in PEFT_METHODS, f"one of {', '.join(PEFT_METHODS)}")
     meta.setdefault('max_length', 128); meta.setdefault('task_settings', {}); meta.setdefault('info', {})
@@ -194,11 +196,12 @@ def check_skill(path:str|Path) -> dict:
     return meta
 
 # %% ../nbs/04a_skill.ipynb #31db7e72
-def _backbone_of(meta:dict, path:Path, file:str=SKILL_FILE) -> tuple[str, str]:
+def _backbone_of(meta:dict, path:Path, file:str=SKILL_FILE,
+                 default=default_backbone) -> tuple[str, str]:   # what 'default' is (a language model's: its own)
     ("The backbone as `path/file` (a skill's or an agent's) names it, and the local folder to load it from "
      "(the cache's copy of a Hub name)")
     b = meta['backbone']
-    if b == 'default': return default_backbone(), default_backbone()
+    if b == 'default': return default(), default()
     for p in (path/b, Path(b).expanduser()):                       # relative to the skill, or as written
         if p.is_dir(): return str(p.resolve()), str(p.resolve())
     if Path(b).is_absolute() or b.startswith(('.', '~')) or b.count('/') > 1 or '\\' in b:
@@ -211,7 +214,7 @@ def load(cls:Skill, path:str|Path) -> Skill:
     "Load a skill saved by `Skill.save`, from local files only (a missing backbone is never downloaded)"
     path = Path(path); meta = check_skill(path)
     task = Task.from_kind(meta['task'], meta['labels'], **meta['task_settings'])
-    backbone, folder = _backbone_of(meta, path)
+    backbone, folder = _backbone_of(meta, path, default=task.default_backbone)
     tokenizer = load_tokenizer(str(path), local_files_only=True)
     weights = path/('model.safetensors' if meta['peft'] == 'none' else 'adapter_model.safetensors')
     try:
@@ -230,12 +233,8 @@ def load(cls:Skill, path:str|Path) -> Skill:
 # %% ../nbs/04a_skill.ipynb #95c7f275
 @patch
 def forward(self:Skill, batch:dict) -> torch.Tensor:
-    "The logits of a batch, without the virtual-token positions that prompt tuning prepends"
-    extra = {k: batch[k] for k in self.task.extra_inputs if k in batch}      # a multimodal task's images, fields...
-    logits = self.model(input_ids=batch['input_ids'], attention_mask=batch['attention_mask'], **extra).logits
-    if logits.ndim == 3 and logits.shape[1] > batch['input_ids'].shape[1]:
-        logits = logits[:, -batch['input_ids'].shape[1]:]
-    return logits
+    "The logits of a batch: the task's `forward` of the model"
+    return self.task.forward(self.model, batch)
 
 def run_batches(model,                   # its mode is restored afterwards
                 dl,                      # batches: dicts of tensors
@@ -261,9 +260,9 @@ def logits(self:Skill, dl,                 # a `DataLoader` over an `Encoded` sp
     def step(batch):
         logits = (forward or self.forward)(batch)
         if each is not None: each(batch, logits)
-        gather_outputs(enc, batch['idx'].tolist(), logits, out)
+        if self.task.keeps_outputs: gather_outputs(enc, batch['idx'].tolist(), logits, out)
     run_batches(self.model, dl, step, precision)
-    return finish_outputs(enc, out)
+    return finish_outputs(enc, out) if self.task.keeps_outputs else out
 
 
 # %% ../nbs/04a_skill.ipynb #857f8afd
@@ -279,8 +278,9 @@ def outputs(self:Skill, data,                 # a `Dataset`, or raw columns: {'t
 @patch
 def evaluate(self:Skill, ds, bs:int=64,
              precision:str='auto') -> dict:   # 'auto' (bf16 where native), 'bf16' or 'no' (fp32)
-    "Score a labelled `Dataset` with the task's metric"
-    return self.task.score(self.outputs(ds, bs, precision), ds)
+    "Score a labelled `Dataset` with the task's metric (a kind that scores itself: its `evaluate_own`)"
+    own = self.task.evaluate_own(self, ds, bs, precision)
+    return own if own is not None else self.task.score(self.outputs(ds, bs, precision), ds)
 
 # %% ../nbs/04a_skill.ipynb #562bf658
 def check_texts(texts:list,                         # texts (or lists of words, or records) about to be predicted
@@ -309,5 +309,26 @@ def predict(self:Skill, texts:str|dict|list, # a text or a list (token tasks: al
     if isinstance(texts, (str, dict)): texts = [texts]
     if not len(texts): return []                 # nothing to tokenise
     check_texts(texts)
+    own = self.task.predict_own(self, list(texts), bs, precision)      # a kind that writes its answers
+    if own is not None: return own
     cols, contexts = self.task.inputs(list(texts), pretokenized)
     return [self.task.prediction(t, o, c) for t, o, c in zip(texts, self.outputs(cols, bs, precision), contexts)]
+
+# %% ../nbs/04a_skill.ipynb #48b390e7
+@patch
+def generate(self:Skill, prompts:str|list,   # a prompt, a conversation (a list of messages), or a list of them
+             bs:int=8,                      # prompts per batch
+             precision:str='auto',          # 'auto' (bf16 where native), 'bf16' or 'no'
+             **decoding                     # max_new_tokens, temperature, top_p, num_beams, stop, seed
+            ) -> list[dict]:
+    "The skill's answers to `prompts`: each the text written, its token count and why it ended"
+    one = isinstance(prompts, str) or (isinstance(prompts, list) and prompts and isinstance(prompts[0], dict))
+    prompts = [prompts] if one else list(prompts)
+    check_texts([p if isinstance(p, str) else ' '.join(m.get('content', '') for m in p) for p in prompts])
+    return self.task.generate(self, prompts, bs=bs, precision=precision, **decoding)
+
+@patch
+def stream(self:Skill, prompt:str|list, precision:str='auto', **decoding):
+    "The answer to one prompt as it is written: an iterator of pieces of text, with `.answer` at its end"
+    check_texts([prompt if isinstance(prompt, str) else ' '.join(m.get('content', '') for m in prompt)])
+    return self.task.stream(self, prompt, precision=precision, **decoding)

@@ -15,6 +15,7 @@ from .train import *
 from .predict import *
 from .agents import *
 from .run import *
+from .write import *
 
 # %% auto #0
 __all__ = ['COMMANDS', 'cmd_bench', 'cmd_docs', 'parser', 'main']
@@ -65,8 +66,8 @@ def parser() -> argparse.ArgumentParser:
     p = _Parser(prog='agentflow',
                 description='Fine-tune transformers with PEFT adapters, evaluate, predict and explain')
     sub = p.add_subparsers(dest='command', required=True, parser_class=_Parser)
-    for add in (_add_demo, _add_train, _add_evaluate, _add_predict, _add_explain, _add_agent, _add_serve, _add_run,
-                _add_status, _add_rollback, _add_bench, _add_docs):
+    for add in (_add_demo, _add_train, _add_evaluate, _add_predict, _add_generate, _add_chat, _add_export, _add_explain,
+                _add_agent, _add_serve, _add_run, _add_status, _add_rollback, _add_bench, _add_docs):
         add(sub)
     return p
 
@@ -128,6 +129,37 @@ def _add_predict(sub):
     p.add_argument('--skill', default=None, help='an agent folder: send every text to this skill instead of routing')
     p.add_argument('--format', choices=sorted({f for c in Task.registry.values() for f in c.formats}),
                    default='json')
+
+# %% ../../nbs/14f_entry.ipynb #1ab11a28
+def _decoding_options(p):
+    p.add_argument('--max-new-tokens', type=int, default=None,
+                   help="the most tokens an answer has (default: the skill's)")
+    p.add_argument('--temperature', type=float, default=0., help='0: greedy; above 0: sampled, more varied as it grows')
+    p.add_argument('--top-p', type=float, default=1., help='sampling: draw from the smallest set of tokens holding P')
+    p.add_argument('--beams', type=int, default=1, help='beam search over this many continuations (greedy)')
+    p.add_argument('--stop', action='append', default=[], metavar='S', help='end an answer at S (repeatable)')
+    p.add_argument('--seed', type=int, default=None, help='sampling: repeat the same answers')
+
+def _add_generate(sub):
+    p = sub.add_parser('generate', help='answer prompts with a skill that writes (--task generate)')
+    p.add_argument('dir'); p.add_argument('prompt', nargs='*')
+    _task_options(p, 'read', saved=True)
+    _config_options(p, ['encoding', 'precision'])
+    p.add_argument('--file', help='prompts: a JSON-lines file of prompt or messages records, or one prompt per line')
+    p.add_argument('--stream', action='store_true', help='print one answer as it is written')
+    p.add_argument('--bs', type=int, default=8)
+    p.add_argument('--format', choices=('json', 'text'), default='json')
+    _decoding_options(p)
+
+def _add_chat(sub):
+    p = sub.add_parser('chat', help='a conversation in the terminal with a skill that writes, streamed')
+    p.add_argument('dir'); p.add_argument('--system', default=None, help="the system message (default: the template's)")
+    _config_options(p, ['precision'])
+    _decoding_options(p)
+
+def _add_export(sub):
+    p = sub.add_parser('export', help='write a skill as a plain transformers model, its adapter merged')
+    p.add_argument('dir'); p.add_argument('--merge', required=True, metavar='OUT', help='the folder to write')
 
 # %% ../../nbs/14f_entry.ipynb #be83e26e
 def _add_explain(sub):
@@ -258,9 +290,9 @@ def _add_docs(sub):
     p.add_argument('--strict', action='store_true', help="fail on any of Sphinx's warnings")
 
 # %% ../../nbs/14f_entry.ipynb #97beb5be
-COMMANDS = dict(demo=cmd_demo, train=cmd_train, evaluate=cmd_evaluate, predict=cmd_predict, explain=cmd_explain,
-                agent=cmd_agent, serve=cmd_serve, run=cmd_run, status=cmd_status, rollback=cmd_rollback,
-                bench=cmd_bench, docs=cmd_docs)
+COMMANDS = dict(demo=cmd_demo, train=cmd_train, evaluate=cmd_evaluate, predict=cmd_predict, generate=cmd_generate,
+                chat=cmd_chat, export=cmd_export, explain=cmd_explain, agent=cmd_agent, serve=cmd_serve, run=cmd_run,
+                status=cmd_status, rollback=cmd_rollback, bench=cmd_bench, docs=cmd_docs)
 
 def _write_failure(e:BaseException) -> str|None:
     "One line for an error writing a file (a full disk, a file-size limit, a read-only or forbidden place), else None"

@@ -34,6 +34,9 @@ class Task:
     cli_options:dict = {}       # {'--flag': ('read' or 'task', argparse keyword arguments)}: the flags this kind adds
     extra_inputs:tuple = ()     # model inputs besides the text's pieces, passed from each batch to the model (images)
     notes:tuple = ()            # lines `from_data` leaves the user: what it inferred from the data (shown in training)
+    has_labels:bool = True      # a label set is part of the task (a language model writes text instead)
+    keeps_outputs:bool = True   # the inference loop keeps each example's logits (a language model's are too many)
+    lora_targets:tuple|None = ('query', 'value')   # the modules LoRA adapts by default (None: peft's for the model)
     registry = {}
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -198,6 +201,49 @@ def explain_own(self:Task, skill, inputs:list, max_evals:int=500, bs:int=64,
     ("A kind whose inputs are not plain texts explains them itself (JSON-ready dicts, with `explanation_lines` and "
      "`explanations_page`); None: the text explainer does")
     return None
+
+# %% ../../nbs/03a_task.ipynb #a5eb475d
+@patch
+def forward(self:Task, model, batch:dict) -> torch.Tensor:
+    "The logits of a batch, without the virtual-token positions that prompt tuning prepends"
+    extra = {k: batch[k] for k in self.extra_inputs if k in batch}      # a multimodal task's images, fields...
+    logits = model(input_ids=batch['input_ids'], attention_mask=batch['attention_mask'], **extra).logits
+    if logits.ndim == 3 and logits.shape[1] > batch['input_ids'].shape[1]:
+        logits = logits[:, -batch['input_ids'].shape[1]:]
+    return logits
+
+@patch
+def batch_weight(self:Task, batch:dict) -> int:
+    "How much a batch's mean loss counts in a split's mean: its examples (a language model: its learned tokens)"
+    return len(batch['idx'])
+
+@patch
+def from_loss(self:Task, loss:float) -> dict:
+    "Scores that follow from a split's mean loss (a language model's perplexity); none for a classifier"
+    return {}
+
+# %% ../../nbs/03a_task.ipynb #8fa87231
+@patch
+def predict_own(self:Task, skill, texts:list, bs:int=32, precision:str='auto', **kwargs) -> list[dict]|None:
+    "A kind whose answers are not decoded from logits predicts them itself; None: `Skill.predict` does"
+    return None
+
+@patch
+def evaluate_own(self:Task, skill, ds, bs:int=64, precision:str='auto') -> dict|None:
+    "A kind whose scores need more than the logits (written answers) scores itself; None: `score` does"
+    return None
+
+@patch
+def generate(self:Task, skill, prompts:list, **kwargs):
+    "Only a kind that writes text generates"
+    raise ConfigError(f"a {self.kind} skill labels text, it does not write it: generate needs a generate skill")
+Task.stream = Task.generate
+
+Task.default_backbone = staticmethod(default_backbone)    # the shipped MiniLM; a language model: the shipped LM
+@patch
+def is_default_backbone(self:Task, name:str) -> bool:
+    "Whether `name` is this kind's default backbone (saved as 'default'), found without loading anything"
+    return name == default_backbone()
 
 # %% ../../nbs/03a_task.ipynb #b7a10005
 def _supplied_by_each_kind(*args, **kwargs): raise NotImplementedError("a kind of task defines this method")
