@@ -56,3 +56,17 @@ def test_bench_multimodal_reports_fusion_next_to_text(tmp_path):
         v = rep['results'][mode]
         assert v['samples_per_s'] > 0 and v['peak_rss_mb'] > 0 and v['speed_vs_text'] > 0 and v['memory_vs_text'] > 0
     assert 'speed vs text' in r.stdout
+
+
+def test_bench_generate_runs_agentflow_trl_and_transformers(tmp_path):
+    from agentflow.generate import tiny_lm
+    tiny = tiny_lm(tmp_path/'tiny')
+    r = run_cli('bench', 'generate', '--model', tiny, '--n', 8, '--bs', 4, '--max-length', 96, '--trl', 'default',
+                '--gen-n', 2, '--max-new-tokens', 4, '--json', tmp_path/'g.json')
+    assert r.returncode == 0, r.stderr
+    rep = json.loads((tmp_path/'g.json').read_text())
+    assert len(rep['train']) == 2 and 'TRL SFTTrainer default' in rep['train']
+    for run in rep['train'].values(): assert run['samples_per_s'] > 0 and run['eval_loss'] > 0
+    assert set(rep['generate']) == {'agentflow', 'transformers'}
+    assert rep['generate']['agentflow']['tokens'] == rep['generate']['transformers']['tokens']   # greedy, same prompts
+    assert 'agentflow vs the fastest TRL (TRL SFTTrainer default)' in r.stdout and 'llama.cpp left out' in r.stderr

@@ -6,7 +6,7 @@
 __all__ = []
 
 # %% ../../nbs/15_bench.ipynb #e6d5d5cc
-from . import measure, train, predict, explain, agent, workflow, multimodal
+from . import measure, train, predict, explain, agent, workflow, multimodal, generate
 from .measure import *
 from .train import *
 from .predict import *
@@ -14,4 +14,5 @@ from .explain import *
 from .agent import *
 from .workflow import *
 from .multimodal import *
-__all__ = [n for m in (measure, train, predict, explain, agent, workflow, multimodal) for n in m.__all__]
+from .generate import *
+__all__ = [n for m in (measure, train, predict, explain, agent, workflow, multimodal, generate) for n in m.__all__]

@@ -41,6 +41,11 @@ def cmd_bench(a) -> int:
     elif a.what == 'multimodal':
         rep = bench.bench_multimodal(a.n or 800, a.epochs or 2, a.bs, a.seed, log=_log)
         print(bench.format_multimodal_report(rep))
+    elif a.what == 'generate':
+        rep = bench.bench_generate(a.n or 128, a.epochs or 1, a.bs, a.max_length, 8, a.lr or 5e-4, a.seed, a.model,
+                                   a.precision, tuple(a.trl.split(',')) if a.trl else None, a.gen_n,
+                                   a.max_new_tokens, log=_log)
+        print(bench.format_generate_report(rep))
     else:
         rep = bench.bench_explain(a.skill, a.n or 8, a.max_evals, log=_log)
         print(bench.format_explain_report(rep))
@@ -256,7 +261,7 @@ def _add_bench(sub):
     p = sub.add_parser('bench',
                        help='time agentflow against the Hugging Face Trainer or pipeline, '
                             'an agent against separate skills, the workflow scheduler against one after another')
-    p.add_argument('what', choices=['train', 'predict', 'explain', 'agent', 'workflow', 'multimodal'])
+    p.add_argument('what', choices=['train', 'predict', 'explain', 'agent', 'workflow', 'multimodal', 'generate'])
     p.add_argument('--data', default=None,
                    help='a CoNLL folder with train.txt and test.txt (default: the shipped WNUT-2016)')
     _config_options(p, ['max_train', 'lr', 'bs', 'seed', 'precision'])     # the same settings as train's
@@ -279,6 +284,12 @@ def _add_bench(sub):
     p.add_argument('--requests', type=int, default=2000, help='agent: requests in the serving load test (0: none)')
     p.add_argument('--concurrency', type=int, default=32, help='agent: client threads of the load test')
     p.add_argument('--kills', type=int, default=10, help='workflow: kill -9 and resume this many times')
+    p.add_argument('--model', default=None, help='generate: a language model (default: the shipped SmolLM2)')
+    p.add_argument('--max-length', type=int, default=256, help='generate: the longest training example, in tokens')
+    p.add_argument('--trl', default=None, metavar='SETTINGS',
+                   help='generate: TRL settings, comma-separated (default: default,packing, their bf16 where native)')
+    p.add_argument('--gen-n', type=int, default=16, help='generate: prompts answered in the generation part (0: none)')
+    p.add_argument('--max-new-tokens', type=int, default=64, help='generate: tokens per answer')
     p.add_argument('--json', default=None, help='also write the figures to this file')
 
 # %% ../../nbs/14f_entry.ipynb #98e1d7e9

@@ -14,7 +14,7 @@ from ..processors import DataLoaders
 from ..tasks.base import *
 from .lm import lm_folder, load_lm
 from .data import read_chat, chat_format
-from .batches import encode_lm, lm_loader, lm_logits, lm_loss, TOO_LONG
+from .batches import encode_lm, lm_loader, lm_logits, TOO_LONG
 
 # %% auto #0
 __all__ = ['LanguageModeling']
@@ -140,9 +140,6 @@ def dataloaders(self:LanguageModeling, dsd, tokenizer, bs:int=16, max_length:int
     return DataLoaders(self, loaders, encoded, dict(dsd))
 
 @patch
-def forward(self:LanguageModeling, model, batch:dict) -> torch.Tensor: return lm_logits(model, batch)
-
-@patch
 def batch_weight(self:LanguageModeling, batch:dict) -> int: return int((batch['labels'] != -100).sum())
 
 @patch
@@ -152,6 +149,38 @@ def from_loss(self:LanguageModeling, loss:float) -> dict:
 
 @patch
 def score(self:LanguageModeling, outputs:list, ds) -> dict: return {}
+
+# %% ../../nbs/16g_lm_task.ipynb #1648de51
+def _body_and_head(model):
+    "The decoder body and the output layer under any peft wrapper (LoRA sits inside their layers), or None"
+    if hasattr(model, 'prompt_encoder') and getattr(model, 'peft_config', None) and \
+            any(getattr(c, 'num_virtual_tokens', None) for c in model.peft_config.values()): return None
+    base = model.get_base_model() if hasattr(model, 'get_base_model') else model
+    body, head = getattr(base, 'model', None), base.get_output_embeddings()
+    if body is None or head is None or getattr(base.config, 'final_logit_softcapping', None): return None
+    return body, head
+
+@patch
+def forward(self:LanguageModeling, model, batch:dict) -> torch.Tensor:
+    "Training and validation: the logits of the learned positions only (one row each); otherwise every position's"
+    parts = None if 'labels' not in batch or self.is_seq2seq(model) else _body_and_head(model)
+    if parts is None: return lm_logits(model, batch)
+    body, head = parts
+    inputs = {k: batch[k] for k in ('input_ids', 'attention_mask', 'position_ids') if k in batch}
+    hidden = body(**inputs, use_cache=False).last_hidden_state
+    return head(hidden[batch['labels'] != -100])
+
+@patch
+def loss(self:LanguageModeling, logits:torch.Tensor, labels:torch.Tensor, label_smoothing:float=0.) -> torch.Tensor:
+    "Mean cross-entropy per learned token (logits of the learned positions only, or of every position)"
+    if logits.ndim == 2 and logits.shape[0] != labels.numel(): labels = labels[labels != -100]
+    return Task.loss(self, logits, labels, label_smoothing)
+
+@patch
+def divergence(self:LanguageModeling, logits_a:torch.Tensor, logits_b:torch.Tensor, labels:torch.Tensor):
+    "R-Drop's symmetric KL over the learned positions"
+    if logits_a.ndim == 2 and logits_a.shape[0] != labels.numel(): labels = labels[labels != -100]
+    return Task.divergence(self, logits_a, logits_b, labels)
 
 # %% ../../nbs/16g_lm_task.ipynb #99c07385
 def _target(ex:dict, fmt:str):
@@ -255,7 +284,7 @@ def eval_loss(self:LanguageModeling, skill, ds, bs:int=16, precision:str='auto')
     def step(batch):
         nonlocal total, n
         w = self.batch_weight(batch)
-        total += lm_loss(lm_logits(skill.model, batch), batch['labels']).item() * w; n += w
+        total += self.loss(self.forward(skill.model, batch), batch['labels']).item() * w; n += w
     from agentflow.skill import run_batches
     run_batches(skill.model, dl, step, precision)
     loss = total / max(n, 1)
