@@ -23,8 +23,9 @@ from .multimodal import *
 from .recipes import *
 from .agent import *
 from .workflow import *
+from .generate import *
 import importlib
 __all__ = [name
            for m in ('core', 'data', 'processors', 'tasks', 'adapters', 'skill', 'callback', 'learner', 'callbacks',
-                     'speed', 'reports', 'robust', 'explain', 'multimodal', 'recipes', 'agent', 'workflow')
+                     'speed', 'reports', 'robust', 'explain', 'multimodal', 'recipes', 'agent', 'workflow', 'generate')
            for name in importlib.import_module(f'agentflow.{m}').__all__]

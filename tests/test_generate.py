@@ -24,8 +24,8 @@ def shipped():
 def test_killed_conversion_leaves_no_model_then_two_processes_convert_once(shipped, tmp_path):
     cache = tmp_path/'cache'
     # the tokenizer alone is read without converting the weights
-    r = subprocess.run([sys.executable, '-c', 'from agentflow.generate import load_tokenizer; '
-                        'print(load_tokenizer().eos_token)'], capture_output=True, text=True, env=_env(cache), timeout=600)
+    r = subprocess.run([sys.executable, '-c', 'from agentflow.generate import lm_tokenizer; '
+                        'print(lm_tokenizer().eos_token)'], capture_output=True, text=True, env=_env(cache), timeout=600)
     assert r.returncode == 0 and r.stdout.strip() == '<|im_end|>', r.stderr[-2000:]
     assert (cache/'tokenizers'/STEM/'tokenizer.json').exists() and not (cache/'models'/STEM).exists()
 

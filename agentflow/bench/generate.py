@@ -47,9 +47,9 @@ def _trl(dsd, model, r, epochs, bs, max_length, lr, seed, setting):
     from transformers.utils import logging as hf_logging
     from peft import LoraConfig
     from trl import SFTConfig, SFTTrainer
-    from agentflow.generate.lm import lm_folder, load_tokenizer
+    from agentflow.generate.lm import lm_folder, lm_tokenizer
     hf_logging.set_verbosity_error()
-    folder = lm_folder(model); tok = load_tokenizer(folder)
+    folder = lm_folder(model); tok = lm_tokenizer(folder)
     hf_set_seed(seed)
     with quiet_transformers(): lm = AutoModelForCausalLM.from_pretrained(folder)
     args = SFTConfig(tempfile.mkdtemp(), per_device_train_batch_size=bs, num_train_epochs=epochs, learning_rate=lr,

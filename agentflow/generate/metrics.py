@@ -12,7 +12,7 @@ from ..core import *
 
 # %% auto #0
 __all__ = ['GEN_METRICS', 'LOWER_IS_BETTER', 'perplexity', 'rouge_l', 'chrf', 'bleu', 'normalize_answer', 'exact_match',
-           'token_f1', 'gen_scores', 'lower_is_better', 'before_after']
+           'token_f1', 'gen_scores', 'lower_is_better', 'before_after_scores']
 
 # %% ../../nbs/16e_gen_metrics.ipynb #f25b6da9
 _MAX_LOG = math.log(sys.float_info.max)      # exp of anything larger overflows a float
@@ -178,7 +178,7 @@ def _number(v) -> float|None:
     try: return float(v)
     except (TypeError, ValueError): return None
 
-def before_after(base:dict,    # the base model's scores, name -> number
+def before_after_scores(base:dict,    # the base model's scores, name -> number
                  tuned:dict    # the fine-tuned skill's scores on the same examples
                 ) -> pd.DataFrame:
     "The scores both have, side by side: `base`, `fine-tuned`, `change`, which way is `better`, and `improved`"
@@ -190,6 +190,6 @@ def before_after(base:dict,    # the base model's scores, name -> number
         rows[name] = {'base': b, 'fine-tuned': t, 'change': t - b, 'better': '↓' if low else '↑',
                       'improved': t < b if low else t > b}
     if not rows:
-        raise DataError(f"before_after: no score is a number on both sides (base has {', '.join(base) or 'none'}; "
+        raise DataError(f"before_after_scores: no score is a number on both sides (base has {', '.join(base) or 'none'}; "
                         f"fine-tuned has {', '.join(tuned) or 'none'})")
     return pd.DataFrame.from_dict(rows, orient='index').rename_axis('metric')
