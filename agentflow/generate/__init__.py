@@ -6,11 +6,12 @@
 __all__ = []
 
 # %% ../../nbs/16_generate.ipynb #5ae0cd5f
-from . import lm, data, batches, decode, metrics, task
+from . import lm, data, batches, decode, metrics, sets, task
 from .lm import *
 from .data import *
 from .batches import *
 from .decode import *
 from .metrics import *
+from .sets import *
 from .task import *
-__all__ = [n for m in (lm, data, batches, decode, metrics, task) for n in m.__all__]
+__all__ = [n for m in (lm, data, batches, decode, metrics, sets, task) for n in m.__all__]
