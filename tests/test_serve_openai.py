@@ -112,7 +112,7 @@ def test_malformed_requests_are_400_naming_the_field(client):
 def test_oversized_requests_are_refused(client):
     with pytest.raises(openai.BadRequestError) as e:
         client.chat.completions.create(model='sk', messages=ASK, max_tokens=MAX_TOKENS + 1)
-    assert e.value.param == 'max_tokens' and f'at most {MAX_TOKENS}' in e.value.body['message']
+    assert e.value.param == 'max_tokens' and f'at most {MAX_TOKENS:,}' in e.value.body['message']
     for prompt in ('red ' * MAX_PROMPT_TOKENS, 'r' * 10_001):       # too many tokens; too many characters
         with pytest.raises(openai.BadRequestError) as e: client.completions.create(model='sk', prompt=prompt)
         assert (e.value.param, e.value.code) == ('prompt', 'context_length_exceeded')
