@@ -46,4 +46,5 @@ def cmd_serve(a) -> int:
                  batch=a.batch, wait_ms=a.wait_ms, log=_log, precision=a.precision, api_key=a.api_key,
                  allow_hosts=a.allow_host, media_dir=a.media_dir or False, explain_seconds=a.explain_seconds,
                  header_seconds=a.header_seconds, body_seconds=a.body_seconds, max_connections=a.max_connections,
-                 grace=a.grace)
+                 grace=a.grace, max_tokens=a.max_tokens, max_prompt_tokens=a.max_prompt_tokens,
+                 max_waiting=a.max_waiting)

@@ -230,6 +230,12 @@ def _add_serve(sub):
     p.add_argument('--max-connections', type=int, default=512, help='open connections at most (more: 503)')
     p.add_argument('--grace', type=float, default=30,
                    help='on SIGTERM: seconds for the requests in flight before they are cancelled')
+    p.add_argument('--max-tokens', type=int, default=512,
+                   help='OpenAI API (a skill that writes): tokens written per request at most (more: 400)')
+    p.add_argument('--max-prompt-tokens', type=int, default=2048,
+                   help='OpenAI API: tokens per prompt at most, the chat template applied (more: 400)')
+    p.add_argument('--max-waiting', type=int, default=64,
+                   help='OpenAI API: requests being written or waiting for the model at most (more: 429)')
 
 # %% ../../nbs/14f_entry.ipynb #8165168b
 def _add_run(sub):

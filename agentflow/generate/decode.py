@@ -100,6 +100,8 @@ def generate_texts(model, tokenizer, prompts:list,   # strings, or conversations
     return out
 
 # %% ../../nbs/16d_decode.ipynb #5a84bc9b
+class _Closed(Exception): "A stream closed while it was written"
+
 class TextStream:
     ("The answer to one prompt as pieces of text while it is written (iterate over it); afterwards `.answer` holds "
      "what `generate_texts` gives. The model runs in a thread; a stop string is never shown, even in part")
@@ -112,10 +114,11 @@ class TextStream:
         if cfg.num_beams > 1: raise ConfigError("a streamed answer is written token by token: num_beams must be 1")
         self.seq2seq = bool(getattr(model.config, 'is_encoder_decoder', False))
         self.ids = prompt_ids(tokenizer, prompt, chat, self.seq2seq)
-        self.q, self.answer, self.error = queue.Queue(), None, None
-        q, skip = self.q, [True]
+        self.q, self.answer, self.error, self.closed = queue.Queue(), None, None, False
+        q, skip, stream = self.q, [True], self
         class _Put(BaseStreamer):
             def put(self, value):
+                if stream.closed: raise _Closed()           # nobody reads on: the model stops at this token
                 if skip[0]: skip[0] = False; return         # the prompt (or the decoder's start token) comes first
                 q.put(value.reshape(-1).tolist())
             def end(self): q.put(None)
@@ -126,8 +129,13 @@ class TextStream:
                 with inference(precision, device):
                     model.generate(input_ids=torch.tensor([self.ids], device=device), generation_config=cfg,
                                    streamer=_Put(), tokenizer=tokenizer if self.stop else None)
+            except _Closed: q.put(None)
             except Exception as e: self.error = e; q.put(None)
         self.thread = threading.Thread(target=run, daemon=True); self.thread.start()
+
+    def close(self):
+        "Stop writing at the next token (whoever read the stream has gone); iterating on ends there"
+        self.closed = True
 
     def __iter__(self):
         tok, eos, new, shown = self.tokenizer, self.tokenizer.eos_token_id, [], ''

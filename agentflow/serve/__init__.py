@@ -6,8 +6,9 @@
 __all__ = []
 
 # %% ../../nbs/13_serve.ipynb #dda1494c
-from . import served, app, run
+from . import served, openai, app, run
 from .served import *
+from .openai import *
 from .app import *
 from .run import *
-__all__ = [n for m in (served, app, run) for n in m.__all__]
+__all__ = [n for m in (served, openai, app, run) for n in m.__all__]

@@ -4,7 +4,7 @@
 
 # %% ../../nbs/13b_app.ipynb #89e7d15f
 from __future__ import annotations
-import asyncio, ctypes, hmac, html, json, os, threading, time
+import asyncio, ctypes, functools, hmac, html, json, os, threading, time
 from contextlib import asynccontextmanager
 from pathlib import Path
 from fastapi import FastAPI, HTTPException, Request
@@ -15,6 +15,7 @@ from fastcore.basics import store_attr, patch
 from ..core import *
 from ..tasks import json_line
 from .served import *
+from .openai import *
 import agentflow
 
 # %% auto #0
@@ -46,9 +47,10 @@ def _errors(exc:RequestValidationError) -> list[dict]:
                  type=e.get('type')) for e in exc.errors()[:5]]
 
 # %% ../../nbs/13b_app.ipynb #fb710734
-async def _answer(send, status:int, detail:str, headers:list=()):
-    "A JSON answer sent straight from ASGI middleware; the connection is closed after it (the body may be unread)"
-    body = json.dumps({'detail': detail}).encode()
+async def _answer(send, status:int, detail:str, headers:list=(), path:str=''):
+    ("A JSON answer sent straight from ASGI middleware (under /v1/, in OpenAI's error shape); the connection is closed "
+     "after it (the body may be unread)")
+    body = json.dumps(openai_error(status, detail) if path.startswith(OPENAI_PATH) else {'detail': detail}).encode()
     await send({'type': 'http.response.start', 'status': status, 'headers': [(b'content-type', b'application/json'),
                 (b'content-length', str(len(body)).encode()), (b'connection', b'close'), *headers]})
     await send({'type': 'http.response.body', 'body': body})
@@ -63,30 +65,28 @@ class Guard:
 
     async def __call__(self, scope, receive, send):
         if scope['type'] != 'http': return await self.app(scope, receive, send)
+        refuse = functools.partial(self._refuse, send, path=scope['path'])
         headers = {k.decode('latin-1'): v.decode('latin-1') for k, v in scope['headers']}
         host, auth = headers.get('host', ''), headers.get('authorization', '')
         # DNS rebinding: a page elsewhere naming our address
         if self.hosts is not None and host.lower() not in self.hosts:
-            return await self._refuse(send, 400, f"Host {_short(host, 60)!r} is not a name this server answers to "
-                                                 f"(start it with --allow-host NAME)",
-                                      receive=receive)
+            return await refuse(400, f"Host {_short(host, 60)!r} is not a name this server answers to "
+                                     f"(start it with --allow-host NAME)", receive=receive)
         if (self.key and scope['path'] != '/health'
                 and not hmac.compare_digest(auth.encode(), f'Bearer {self.key}'.encode())):
-            return await self._refuse(send, 401, 'send the API key: "Authorization: Bearer KEY"',
-                                      [(b'www-authenticate', b'Bearer')],
-                                      receive=receive)
+            return await refuse(401, 'send the API key: "Authorization: Bearer KEY"',
+                                [(b'www-authenticate', b'Bearer')], receive=receive)
         size = headers.get('content-length', '')
         if size.isdigit() and int(size) > self.max_body:
-            return await self._refuse(send, 413, self._too_large(int(size)), receive=receive)
+            return await refuse(413, self._too_large(int(size)), receive=receive)
         chunks, n, more, deadline = [], 0, True, time.monotonic() + self.body_seconds
         while more:                                        # counted as read: a chunked body declares no size
             try: msg = await asyncio.wait_for(receive(), max(deadline - time.monotonic(), 0))
             except asyncio.TimeoutError:                   # a body trickled in slowly holds a connection: not for long
-                return await self._refuse(send, 408, f"the request body did not arrive within {self.body_seconds:g} s")
+                return await refuse(408, f"the request body did not arrive within {self.body_seconds:g} s")
             if msg['type'] != 'http.request': return       # the client went away
             chunks.append(msg.get('body', b'')); n += len(chunks[-1]); more = msg.get('more_body', False)
-            if n > self.max_body: return await self._refuse(send, 413, self._too_large(None), receive=receive,
-                                                            more=more)
+            if n > self.max_body: return await refuse(413, self._too_large(None), receive=receive, more=more)
         body = b''.join(chunks)
         # the body once, then the connection's own events (a disconnect)
         async def replay():
@@ -102,10 +102,10 @@ def _too_large(self:Guard, size): return (f"request body {f'of {size:,} bytes ' 
                                           f"{self.max_body:,} bytes)")
 
 @patch
-async def _refuse(self:Guard, send, status, detail, headers=(), receive=None, more=True):
+async def _refuse(self:Guard, send, status, detail, headers=(), receive=None, more=True, path=''):
     self.stats['refused'] += 1
     if receive is not None: await self._drain(receive, more)
-    await _answer(send, status, detail, headers)
+    await _answer(send, status, detail, headers, path)
 
 @patch
 async def _drain(self:Guard, receive, more=True):
@@ -223,6 +223,7 @@ def _add_refusals(app:FastAPI, stats:dict):
     @app.exception_handler(RequestValidationError)
     async def malformed(request, exc):      # FastAPI's own 422, without the input it would quote back
         stats['refused'] += 1
+        if request.url.path.startswith(OPENAI_PATH): return openai_malformed(exc)    # OpenAI's 400, naming the field
         return JSONResponse({'detail': _errors(exc)}, 422)
 
 # %% ../../nbs/13b_app.ipynb #09208a65
@@ -243,6 +244,9 @@ def make_app(served:Served,             # the skill or agent to serve
              api_key:str|None=None,     # if given, every endpoint but /health wants "Authorization: Bearer KEY" (401)
              hosts:set|None=None,       # the Host headers answered ('name' and 'name:port'); None: any (400 otherwise)
              body_seconds:float=30.,    # a request's body must arrive within this (408 after)
+             max_tokens:int=512,        # OpenAI API: tokens written per request at most (400 above)
+             max_prompt_tokens:int=2048,# OpenAI API: tokens per prompt at most (400 above)
+             max_waiting:int=64,        # OpenAI API: requests being written or waiting at most (429 above)
              log=None) -> FastAPI:      # where the lines saying it stopped, or is short of connections, go
     "The FastAPI application serving `served`"
     model_lock = threading.Lock()        # one model call at a time: an explanation's calls take turns with the batches
@@ -252,12 +256,17 @@ def make_app(served:Served,             # the skill or agent to serve
     # its own thread: /predict waits at most one explanation's model call, never all of it
     explainer = Worker('explain')
     stats = dict(requests=0, refused=0, started=time.time(), explaining=False, explains_stopped=0, explanation=None)
+    # the skills that write: OpenAI's API, its own batches and streams, taking turns on the model with the rest
+    writers = (Writers(served, model_lock, max_tokens, max_prompt_tokens, max_waiting, max_chars, max_texts, batch,
+                       wait_ms, after=_give_memory_back) if served.writers else None)
 
     @asynccontextmanager
     async def lifespan(app):
         await batcher.start()
+        if writers: await writers.start()
         yield
         await batcher.stop()           # on SIGTERM: after uvicorn has answered the requests in flight
+        if writers: await writers.stop()
         # told to stop: it does at its next model call
         if (job := stats['explanation']) is not None: await asyncio.wait({job}, timeout=10)
         explainer.stop()
@@ -271,5 +280,6 @@ def make_app(served:Served,             # the skill or agent to serve
     _add_predict(app, batcher, check, max_texts)
     _add_explain(app, served, explainer, model_lock, stats, check, max_explain, explain_seconds)
     _add_status(app, served, batcher, stats)
+    if writers: add_openai(app, writers, stats)
     _add_refusals(app, stats)
     return app

@@ -111,7 +111,7 @@ def serve(path:str|Path,              # a saved skill or agent folder
           max_connections:int=512,     # open connections at most (more: 503 and closed)
           header_seconds:float=10.,    # a request's headers must arrive within this (a slow client is disconnected)
           grace:float=30.,             # on SIGTERM: seconds requests in flight get to finish before they are cancelled
-          **kwargs) -> int:            # passed to `make_app`: max_texts, max_chars, batch, wait_ms, ...
+          **kwargs) -> int:            # passed to `make_app`: max_texts, max_chars, batch, wait_ms, max_tokens, ...
     "Serve the skill or agent in `path` over HTTP until stopped (SIGTERM, Ctrl-C); the exit code"
     import uvicorn
     if not 0 < port < 65536: raise ConfigError(f"--port {port}: expected a port number from 1 to 65535")
@@ -125,7 +125,10 @@ def serve(path:str|Path,              # a saved skill or agent folder
     app = make_app(served, log=log, api_key=api_key, hosts=allowed_hosts(host, port, list(allow_hosts)), **kwargs)
     what = (f"an agent of {len(served.names)} skills ({', '.join(served.names)})" if served.is_agent
             else f"a {served.model.task.kind} skill")
-    log(f"serving {what} from {path} on http://{host}:{port} (POST /predict, /explain; GET /skills, /health, /docs)")
+    openai = (f"; OpenAI's API at /v1, model{'s' if len(served.writers) > 1 else ''} {', '.join(served.writers)}"
+              if served.writers else '')
+    log(f"serving {what} from {path} on http://{host}:{port} (POST /predict, /explain; GET /skills, /health, "
+        f"/docs{openai})")
     if not is_loopback(host) and not api_key:
         log(f"warning: {host} is reachable from other machines and anyone there can use this service; give it "
             f"--api-key KEY (or AGENTFLOW_API_KEY)")

@@ -23,15 +23,18 @@ class Served:
      "records")
     def __init__(self, model:Skill|Agent,    # a `Skill` or an `Agent`
                  precision:str='auto',        # 'auto' (bf16 where the hardware multiplies it natively), 'bf16' or 'no'
-                 media_dir=False):            # media: False (inline only), a folder (paths in it too), None (any path)
+                 media_dir=False,             # media: False (inline only), a folder (paths in it too), None (any path)
+                 name:str='skill'):           # a single skill's name (OpenAI's `model`): `load` gives its folder's
         self.model, self.is_agent, self.precision = model, isinstance(model, Agent), resolve_precision(precision)
+        self.name = name
         media_dir = Path(media_dir) if isinstance(media_dir, str) else media_dir
         for task in self.tasks: setattr(task, 'media_dir', media_dir)   # a task without media never reads it
 
     @classmethod
     def load(cls, path:str|Path, precision:str='auto', media_dir=False) -> Served:
         "Load the skill or agent saved in folder `path`"
-        return cls(Agent.load(path) if is_agent(path) else Skill.load(path), precision, media_dir)
+        return cls(Agent.load(path) if is_agent(path) else Skill.load(path), precision, media_dir,
+                   Path(path).resolve().name or 'skill')
 
     @property
     def names(self) -> list[str]: return list(self.model.members) if self.is_agent else []
