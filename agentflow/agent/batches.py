@@ -26,10 +26,10 @@ def predict_groups(self:Agent, groups:dict[str, list],  # skill name -> its text
     done, shared = {}, []
     for name, texts in groups.items():
         m = self[name]
+        if not isinstance(m, Member):           # a model of its own answers as it does alone (a language model writes)
+            done[name] = m.predict(list(texts), bs, precision, pretokenized); continue
         cols, ctx = m.task.inputs(list(texts), pretokenized)
-        if isinstance(m, Member): shared.append((name, list(texts), m.task.encode(cols, self.tokenizer, m.max_length),
-                                                 ctx))
-        else: done[name] = (list(texts), m.outputs(cols, bs, precision), ctx)
+        shared.append((name, list(texts), m.task.encode(cols, self.tokenizer, m.max_length), ctx))
     # every LoRA window: (its skill, its window)
     owner = [(k, w) for k, s in enumerate(shared) for w in range(len(s[2]))]
     mixed = Encoded([shared[k][2].input_ids[w] for k, w in owner], list(range(len(owner))), len(owner))
@@ -47,8 +47,10 @@ def predict_groups(self:Agent, groups:dict[str, list],  # skill name -> its text
     if owner:                                                # longest windows first, as one stream across skills
         run_batches(self.model, make_loader(mixed, self.tokenizer.pad_token_id, bs,
                                             limit=self.base.config.max_position_embeddings), step, precision)
-    for k, (name, texts, enc, ctx) in enumerate(shared): done[name] = (texts, finish_outputs(enc, results[k]), ctx)
-    return {name: [self[name].task.prediction(t, o, c) for t, o, c in zip(*done[name])] for name in groups}
+    for k, (name, texts, enc, ctx) in enumerate(shared):
+        task = self[name].task
+        done[name] = [task.prediction(t, o, c) for t, o, c in zip(texts, finish_outputs(enc, results[k]), ctx)]
+    return {name: done[name] for name in groups}
 
 # %% ../../nbs/11d_batches.ipynb #92f55aee
 @patch

@@ -46,7 +46,9 @@ class Agent:
         store_attr('threshold,temperature,max_length')
 
     def __repr__(self):
-        sk = ', '.join(f"{n} ({m.task.kind}, {m.peft})" for n, m in self.members.items()) or 'none yet'
+        sk = ', '.join(f"{n} ({m.task.kind}, {m.peft}"
+                       f"{'' if isinstance(m, Member) else f', own model of {m.own_params / 1e6:.1f}M parameters'})"
+                       for n, m in self.members.items()) or 'none yet'
         return f"Agent(backbone {_shown(self.backbone)}; {len(self.members)} skills: {sk}; router: {self.router_kind})"
 
     @property
@@ -62,26 +64,26 @@ class Agent:
 # %% ../../nbs/11b_agent_core.ipynb #9d997ff3
 @patch
 def _load_member(self:Agent, name:str, files:dict, path:Path) -> Skill:
-    ("A skill from its files: a LoRA adapter on the shared backbone (a `Member`), or, for other kinds, a model of its "
-     "own")
+    ("A skill from its files: a LoRA adapter on the shared backbone (a `Member`), or a model of its own (another kind "
+     "of adapter, another backbone, a skill that writes)")
     meta = _json(path/SKILL_FILE, files[SKILL_FILE])
-    if not same_backbone(meta['backbone'], self.backbone):
-        raise ConfigError(f"{path}: skill '{name}' was trained on backbone {_shown(meta['backbone'])}, but this "
-                          f"agent's backbone "
-                          f"is {_shown(self.backbone)}; an agent's skills share one backbone")
     task = Task.from_kind(meta['task'], meta['labels'], **meta.get('task_settings', {}))
+    # a head the agent can build apart from its backbone (`head_model`), trained on this very backbone
+    shares = task.auto_model is not None and same_backbone(meta['backbone'], self.backbone)
     state, lora = None, {}
-    if meta['peft'] == 'lora':
+    if meta['peft'] == 'lora' and shares:
         cfg = lora_config(_json(path/'adapter_config.json', files['adapter_config.json']))
         try: state = load_safetensors(files['adapter_model.safetensors'])
         except Exception as e: raise ModelError(f"{path/'adapter_model.safetensors'}: damaged "
                                                 f"({str(e).splitlines()[0]})") from None
         lora, head, other = _split_state(state, self.base.base_model_prefix)
-    # full fine-tuning, IA3, prompt tuning: not mixable in one batch; loaded whole
+    # full fine-tuning, IA3, prompt tuning (not mixable in one batch), another backbone, a language model: loaded whole
     if state is None or other:
-        with tempfile.TemporaryDirectory() as d:
-            for f, b in files.items(): (Path(d)/f).write_bytes(b)
-            skill = Skill.load(d)
+        if path.is_dir(): skill = Skill.load(path)
+        else:                                           # a `Skill` given in memory: from its bytes
+            with tempfile.TemporaryDirectory() as d:
+                for f, b in files.items(): (Path(d)/f).write_bytes(b)
+                skill = Skill.load(d)
         skill.own_params = sum(p.numel() for p in skill.model.parameters())
         return skill
     if not lora: raise ModelError(f"{path/'adapter_model.safetensors'}: damaged, it holds no LoRA weights")

@@ -14,8 +14,8 @@ from ..tasks import *
 from ..skill import *
 
 # %% auto #0
-__all__ = ['ROUTER_SETTINGS', 'read_skill_files', 'same_backbone', 'skill_backbone', 'head_model', 'OnShared', 'Member',
-           'check_router_settings', 'lora_config', 'mean_pool']
+__all__ = ['ROUTER_SETTINGS', 'read_skill_files', 'same_backbone', 'skill_backbone', 'shared_backbone', 'head_model', 'OnShared',
+           'Member', 'check_router_settings', 'lora_config', 'mean_pool']
 
 # %% ../../nbs/11a_members.ipynb #4bef685a
 def _json(path:Path, data:bytes):
@@ -39,9 +39,25 @@ def same_backbone(a:str, b:str) -> bool:
 # %% ../../nbs/11a_members.ipynb #9d2c67ed
 def skill_backbone(folder:str|Path) -> str|None:
     "The backbone a saved skill was trained on, as a name or folder (None when its skill.json cannot tell)"
-    try: name = json.loads((Path(folder)/SKILL_FILE).read_text())['backbone']
+    try: meta = json.loads((Path(folder)/SKILL_FILE).read_text()); name = meta['backbone']
     except (OSError, ValueError, KeyError, TypeError): return None    # the agent's own checks name what is wrong
-    return default_backbone() if name == 'default' else name
+    if name != 'default': return name
+    kind = _kind(meta)
+    return kind.default_backbone() if kind else default_backbone()
+
+def _kind(meta:dict) -> type|None:
+    "The task class a skill.json names (None if it names none)"
+    return Task.registry.get(meta.get('task')) if isinstance(meta.get('task'), str) else None
+
+def shared_backbone(folders:list) -> str|None:   # saved skills' folders, in the order they join the agent
+    ("The backbone an agent of these skills is built on: that of the first skill whose head can sit on a shared "
+     "encoder (None, the shipped MiniLM, when none can)")
+    for f in folders:
+        try: kind = _kind(json.loads((Path(f)/SKILL_FILE).read_text()))
+        except (OSError, ValueError, AttributeError): continue      # adding it names what is wrong
+        # a kind without an `auto_model` (a language model) keeps its own model: it never sets the shared one
+        if kind is not None and kind.auto_model is not None: return skill_backbone(f)
+    return None
 
 # %% ../../nbs/11a_members.ipynb #6efbd8e6
 class _Given(nn.Module):

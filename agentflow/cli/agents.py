@@ -26,7 +26,8 @@ def cmd_agent(a) -> int:
     out = Path(a.dir)
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not is_agent(out))):
         raise ConfigError(f"{out}: exists and is not an agent folder; choose a new OUT")
-    agent = Agent(a.model or skill_backbone(next(iter(skills.values()))), threshold=a.threshold)
+    # the backbone the LoRA skills share and the router reads; skills that write bring their own model
+    agent = Agent(a.model or shared_backbone(skills.values()), threshold=a.threshold)
     for name, folder in skills.items():
         agent.add(name, folder, texts=input_lines(texts[name]) if name in texts else None)
         _log(f"added {name}: {agent[name]!r}")

@@ -200,7 +200,8 @@ def _add_agent(sub):
     p.add_argument('--router', choices=['centroid', 'trained'], default='centroid')
     p.add_argument('--threshold', type=float, default=0.5, help='below this router confidence the answer is "unsure"')
     p.add_argument('--epochs', type=int, default=2, help='--router trained: epochs of its training')
-    p.add_argument('--model', default=None, help="the backbone (default: the first skill's)")
+    p.add_argument('--model', default=None, help="the backbone the skills share and the router reads "
+                                                  "(default: the first labelling skill's)")
 
 # %% ../../nbs/14f_entry.ipynb #9c7187ad
 def _add_serve(sub):

@@ -272,6 +272,13 @@ def predict_own(self:LanguageModeling, skill, texts:list, bs:int=8, precision:st
     "A language model's prediction is its answer, written greedily (`Skill.generate` samples, stops, beams)"
     return self.generate(skill, texts, bs=bs, precision=precision)
 
+# %% ../../nbs/16g_lm_task.ipynb #e5cdbdc5
+@patch
+def explain_targets(self:LanguageModeling, pred=None, why_not=None, strict:bool=True):
+    "A written answer has no labels to explain: `explain` refuses a skill that writes, in one line"
+    raise ConfigError("explanations of generate skills are not available yet: explain works on skills that label "
+                      "text (ner, classify, multilabel, multimodal)")
+
 # %% ../../nbs/16g_lm_task.ipynb #e576f435
 @patch
 def eval_loss(self:LanguageModeling, skill, ds, bs:int=16, precision:str='auto') -> dict:

@@ -386,10 +386,10 @@ class AgentStep(Step):
         return []
     @staticmethod
     def run(spec:dict) -> dict:
-        from agentflow.agent import Agent, skill_backbone
+        from agentflow.agent import Agent, shared_backbone
         skills = spec['skills']
-        # the agent's own checks refuse skills of other backbones
-        backbone = skill_backbone(next(iter(skills.values()))['path'])
+        # skills of other backbones, and skills that write, are loaded whole by the agent
+        backbone = shared_backbone([v['path'] for v in skills.values()])
         agent = Agent(backbone, threshold=spec['threshold'])
         for name, v in skills.items(): agent.add(name, v['path'])
         if spec['router'] == 'trained': agent.train_router(epochs=spec['epochs'])
