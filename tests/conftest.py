@@ -58,8 +58,9 @@ def steps_run(stderr:str) -> set:
 
 # The longest files first: `pytest -n 2 --dist loadfile` hands whole files to the two workers in this order, so a long
 # file met last would keep one worker busy while the other has finished (longest-first keeps the two ends close).
-LONGEST_FIRST = ['test_workflow.py', 'test_bench.py', 'test_engines.py', 'test_cli.py', 'test_multimodal.py', 'test_agent.py',
-                 'test_bad_input.py', 'test_serve.py', 'test_generate.py', 'test_trust.py']
+LONGEST_FIRST = ['test_generate.py', 'test_workflow.py', 'test_bench.py', 'test_engines.py', 'test_cli.py',
+                 'test_multimodal.py', 'test_agent.py', 'test_bad_input.py', 'test_serve.py', 'test_serve_openai.py',
+                 'test_agent_generate.py', 'test_trust.py']
 
 def pytest_configure(config):
     if hasattr(config.option, 'loadscopereorder'): config.option.loadscopereorder = False   # xdist: keep this order, not by count
