@@ -190,6 +190,7 @@ def before_after_scores(base:dict,    # the base model's scores, name -> number
         rows[name] = {'base': b, 'fine-tuned': t, 'change': t - b, 'better': '↓' if low else '↑',
                       'improved': t < b if low else t > b}
     if not rows:
-        raise DataError(f"before_after_scores: no score is a number on both sides (base has {', '.join(base) or 'none'}; "
+        raise DataError(f"before_after_scores: no score is a number on both sides "
+                        f"(base has {', '.join(base) or 'none'}; "
                         f"fine-tuned has {', '.join(tuned) or 'none'})")
     return pd.DataFrame.from_dict(rows, orient='index').rename_axis('metric')
