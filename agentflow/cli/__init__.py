@@ -6,11 +6,12 @@
 __all__ = []
 
 # %% ../../nbs/14_cli.ipynb #c7a78709
-from . import options, train, predict, agents, run, entry
+from . import options, train, predict, agents, run, write, entry
 from .options import *
 from .train import *
 from .predict import *
 from .agents import *
 from .run import *
+from .write import *
 from .entry import *
-__all__ = [n for m in (options, train, predict, agents, run, entry) for n in m.__all__]
+__all__ = [n for m in (options, train, predict, agents, run, write, entry) for n in m.__all__]
